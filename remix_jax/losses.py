@@ -1,0 +1,181 @@
+"""Per-sample losses for mixed labels and long-tail re-balancing.
+
+Every loss here returns one value per sample (no batch mean), so per-sample
+label weights λ_y (Remix, SUMix) and class weights (RW/DRW) are honoured
+exactly. A mixed sample with labels ``a``, ``b`` and label weight λ_y costs
+
+    ℓ = λ_y·w_a·L(z, a) + (1 − λ_y)·w_b·L(z, b)
+
+for a per-label loss ``L`` (cross-entropy, LDAM or focal) and class weights
+``w`` (all 1 without re-weighting); :func:`weighted_mean` reduces a batch as
+PyTorch's weighted cross-entropy does, dividing by the total weight.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _take(x: jax.Array, labels: jax.Array) -> jax.Array:
+  return jnp.take_along_axis(x, labels[:, None].astype(jnp.int32), axis=-1)[:,
+                                                                              0]
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, *,
+                  label_smoothing: float = 0.0) -> jax.Array:
+  """Per-sample cross-entropy against (optionally smoothed) one-hot labels.
+
+  ``L = −(1 − ε)·log p_y − ε·mean_c log p_c`` with ``p = softmax(z)``; the
+  smoothed target is ``(1 − ε)·onehot(y) + ε/C``.
+
+  Args:
+    logits: ``[B, C]``.
+    labels: ``[B]`` integer labels.
+    label_smoothing: ε ∈ [0, 1).
+
+  Returns:
+    ``[B] float32`` losses.
+  """
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  nll = -_take(logp, labels)
+  if label_smoothing:
+    nll = (1.0 - label_smoothing) * nll - label_smoothing * jnp.mean(logp, -1)
+  return nll
+
+
+def soft_targets(labels_a: jax.Array, labels_b: jax.Array, lam_y: jax.Array,
+                 num_classes: int, *, label_smoothing: float = 0.0):
+  """Mixed soft targets ``λ_y·ỹ_a + (1 − λ_y)·ỹ_b``, ``[B, C]``.
+
+  ``ỹ = (1 − ε)·onehot(y) + ε/C`` is the label-smoothed one-hot, applied
+  before mixing (as in timm); every row sums to 1.
+  """
+  def smooth(y):
+    return ((1.0 - label_smoothing) * jax.nn.one_hot(y, num_classes) +
+            label_smoothing / num_classes)
+
+  lam_y = jnp.asarray(lam_y, jnp.float32)[:, None]
+  return lam_y * smooth(labels_a) + (1.0 - lam_y) * smooth(labels_b)
+
+
+def soft_cross_entropy(logits: jax.Array, labels_a: jax.Array,
+                       labels_b: jax.Array, lam_y: jax.Array, *,
+                       label_smoothing: float = 0.0) -> jax.Array:
+  """Per-sample cross-entropy with mixed labels.
+
+  ``ℓᵢ = λ_y,ᵢ·CE(zᵢ, aᵢ) + (1 − λ_y,ᵢ)·CE(zᵢ, bᵢ)``, which equals the
+  cross-entropy against :func:`soft_targets` (label smoothing included). Each
+  sample keeps its own λ_y: there is no batch-mean collapse.
+
+  Args:
+    logits: ``[B, C]``.
+    labels_a: ``[B]`` original labels.
+    labels_b: ``[B]`` partner labels (``labels[partner]``).
+    lam_y: ``[B]`` label weight of ``labels_a``.
+    label_smoothing: ε ∈ [0, 1), applied before mixing.
+
+  Returns:
+    ``[B] float32`` losses.
+  """
+  return mix_losses(
+      cross_entropy(logits, labels_a, label_smoothing=label_smoothing),
+      cross_entropy(logits, labels_b, label_smoothing=label_smoothing), lam_y)
+
+
+def mix_losses(loss_a: jax.Array, loss_b: jax.Array, lam_y: jax.Array,
+               weight_a: jax.Array | float = 1.0,
+               weight_b: jax.Array | float = 1.0) -> jax.Array:
+  """``λ_y·w_a·L_a + (1 − λ_y)·w_b·L_b`` per sample."""
+  lam_y = jnp.asarray(lam_y, jnp.float32)
+  return lam_y * weight_a * loss_a + (1.0 - lam_y) * weight_b * loss_b
+
+
+def weighted_mean(losses: jax.Array, lam_y: jax.Array,
+                  weight_a: jax.Array | float = 1.0,
+                  weight_b: jax.Array | float = 1.0) -> jax.Array:
+  """Batch loss normalised by the total label weight.
+
+  ``Σᵢ ℓᵢ / Σᵢ (λ_y,ᵢ·w_a,ᵢ + (1 − λ_y,ᵢ)·w_b,ᵢ)``: with one-hot labels this
+  is PyTorch's ``F.cross_entropy(weight=w)`` (LDAM-DRW's reduction); with
+  ``w ≡ 1`` it is the plain mean.
+  """
+  lam_y = jnp.asarray(lam_y, jnp.float32)
+  total = lam_y * weight_a + (1.0 - lam_y) * weight_b
+  return jnp.sum(losses) / jnp.maximum(
+      jnp.sum(jnp.broadcast_to(total, losses.shape)), 1e-12)
+
+
+def class_balanced_weights(class_counts, beta: float = 0.9999) -> np.ndarray:
+  """Class-balanced weights from the effective number of samples.
+
+  ``E_n = (1 − βⁿ)/(1 − β)``, ``w_c ∝ 1/E_{n_c}``, normalised so that
+  ``Σ_c w_c = C``. ``β = 0`` gives uniform weights.
+
+  Args:
+    class_counts: ``[C]`` training-set counts.
+    beta: β ∈ [0, 1).
+
+  Returns:
+    ``[C] float32`` NumPy weights.
+
+  Reference:
+    Y. Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
+    CVPR 2019; used for DRW by K. Cao et al., "Learning Imbalanced Datasets
+    with Label-Distribution-Aware Margin Loss", NeurIPS 2019.
+  """
+  if not 0.0 <= beta < 1.0:
+    raise ValueError(f"beta must be in [0, 1), got {beta}")
+  counts = np.asarray(class_counts, np.float64)
+  weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
+  return (weights / weights.sum() * len(counts)).astype(np.float32)
+
+
+def ldam_margins(class_counts, max_margin: float = 0.5) -> np.ndarray:
+  """LDAM margins ``Δ_c ∝ n_c^{−1/4}``, scaled so that ``max_c Δ_c = max_margin``.
+
+  Reference: Cao et al., NeurIPS 2019 (Eq. 13; 0.5 on CIFAR, 0.3 on iNat).
+  """
+  counts = np.asarray(class_counts, np.float64)
+  margins = 1.0 / np.sqrt(np.sqrt(np.maximum(counts, 1.0)))
+  return (margins * (max_margin / margins.max())).astype(np.float32)
+
+
+def ldam_loss(logits: jax.Array, labels: jax.Array, *, margins: jax.Array,
+              scale: float = 30.0) -> jax.Array:
+  """Label-distribution-aware margin loss, per sample.
+
+  ``L = −log softmax(s·(z − Δ_y·onehot(y)))_y``: the true class's logit is
+  lowered by its class margin before a scaled cross-entropy. With the
+  normalised (cosine) classifier ``z`` are cosines and ``s = 30``.
+
+  Args:
+    logits: ``[B, C]``.
+    labels: ``[B]``.
+    margins: ``[C]`` from :func:`ldam_margins`.
+    scale: s.
+
+  Returns:
+    ``[B] float32`` losses.
+
+  Reference:
+    K. Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware
+    Margin Loss", NeurIPS 2019. arXiv:1906.07413.
+  """
+  num_classes = logits.shape[-1]
+  margins = jnp.asarray(margins, jnp.float32)
+  shifted = logits.astype(jnp.float32) - (
+      jax.nn.one_hot(labels, num_classes) * margins[labels][:, None])
+  return cross_entropy(scale * shifted, labels)
+
+
+def focal_loss(logits: jax.Array, labels: jax.Array, *,
+               gamma: float = 1.0) -> jax.Array:
+  """Focal loss ``(1 − p_y)^γ · (−log p_y)``, per sample.
+
+  Reference: T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV
+  2017 (γ = 1 in LDAM-DRW's code).
+  """
+  nll = cross_entropy(logits, labels)
+  return (1.0 - jnp.exp(-nll))**gamma * nll

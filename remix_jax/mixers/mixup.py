@@ -1,0 +1,39 @@
+"""Mixup (Zhang et al., ICLR 2018): convex combination of two images."""
+
+from __future__ import annotations
+
+import jax
+
+from remix_jax.mixers import _common
+
+
+def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
+          alpha: float = 1.0, per_sample: bool = False):
+  """Mixup: ``x̃ᵢ = λ·xᵢ + (1 − λ)·x_{π(i)}`` with λ ~ Beta(α, α).
+
+  Args:
+    rng: PRNG key.
+    images: ``[B, H, W, C]`` batch (float; integer inputs are rounded back).
+    labels: ``[B]`` integer labels (used for shape checks; the label side is
+      built from the returned info, see :mod:`remix_jax.remix`).
+    alpha: Beta concentration α > 0 (1.0 for CIFAR in Remix, 0.4 for iNat).
+    per_sample: draw one λ per sample instead of one per batch.
+
+  Returns:
+    ``(mixed_images, MixInfo(partner, lam, mask=None))``.
+
+  Reference:
+    H. Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
+    arXiv:1710.09412.
+  """
+  _common.check_batch(images, labels)
+  _common.check_alpha(alpha)
+  batch = images.shape[0]
+  k_perm, k_lam = jax.random.split(rng)
+  partner = _common.permutation(k_perm, batch)
+  lam = _common.broadcast_batch(
+      _common.draw_beta(k_lam, alpha, _common.num_draws(batch, per_sample)),
+      batch)
+  w = lam[:, None, None, None]
+  mixed = w * images + (1.0 - w) * images[partner]
+  return _common.cast_like(mixed, images), _common.MixInfo(partner, lam)

@@ -1,0 +1,24 @@
+"""Test setup: 4 simulated CPU devices (set before jax is imported) and paths."""
+
+import os
+import pathlib
+
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+  os.environ["XLA_FLAGS"] = (
+      _flags + " --xla_force_host_platform_device_count=4").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_TFDS = REPO.parent / "shared" / "tfds"
+
+
+@pytest.fixture(scope="session")
+def shared_tfds_dir():
+  """The prepared real CIFAR-10 (``cifar10_jpeg``); skips when absent."""
+  if not (SHARED_TFDS / "cifar10_jpeg").is_dir():
+    pytest.skip(f"real CIFAR-10 not found at {SHARED_TFDS}/cifar10_jpeg "
+                "(see docs/datasets.md)")
+  return str(SHARED_TFDS)
