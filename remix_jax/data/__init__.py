@@ -1,0 +1,41 @@
+"""Long-tailed tfds input pipelines (CIFAR-10/100-LT, CINIC-10-LT,
+iNaturalist 2018, 8×8 digits).
+
+Light to import: the config, the long-tail counts/selection and the
+re-sampling rule are NumPy only. The pipelines (``create_train_data``,
+``create_eval_data``, ``TrainData``, ``EvalData``) import TensorFlow and
+tfds on first access.
+
+References: Cao et al. 2019 (LDAM-DRW: CIFAR-LT construction, DRS); Cui et
+al. 2019 (class-balanced effective number); Chou et al. 2020 (Remix: the
+CIFAR/CINIC/iNat protocol).
+"""
+
+import importlib
+
+from remix_jax.data.config import default_data_config
+from remix_jax.data.config import validate_data_config
+from remix_jax.data.longtail import PROFILES
+from remix_jax.data.longtail import longtail_counts
+from remix_jax.data.longtail import longtail_indices
+from remix_jax.data.registry import SUPPORTED_DATASETS
+from remix_jax.data.resample import class_sampling_rates
+from remix_jax.data.resample import effective_number
+
+#: Names resolved lazily (they import TensorFlow): name -> module.
+_LAZY = {
+    "create_train_data": "remix_jax.data.pipeline",
+    "create_eval_data": "remix_jax.data.pipeline",
+    "TrainData": "remix_jax.data.base",
+    "EvalData": "remix_jax.data.base",
+}
+
+__all__ = ["PROFILES", "SUPPORTED_DATASETS", "class_sampling_rates",
+           "default_data_config", "effective_number", "longtail_counts",
+           "longtail_indices", "validate_data_config", *_LAZY]
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,128 @@
+"""What the trainer sees: :class:`TrainData` and :class:`EvalData`.
+
+Both wrap a ``tf.data`` pipeline built per call of ``iterate`` and yield
+dicts of NumPy arrays holding this process's share of each global batch
+(``[global_batch / process_count, ...]``), ready for
+``jax.make_array_from_process_local_data`` / a device mesh.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from remix_jax.data import sharding
+from remix_jax.metrics import shot_groups
+
+
+def finish(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+  """Deterministic options, prefetch, NumPy iterator."""
+  options = tf.data.Options()
+  options.deterministic = True
+  return ds.with_options(options).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+class TrainData(abc.ABC):
+  """The training split of one process: class statistics and epochs.
+
+  Attributes:
+    num_classes: ``C``.
+    image_shape: ``(H, W, C)`` of the batches.
+    class_counts: ``int64 [C]`` training images per class (``n_c``, for
+      Remix, RW/DRW, LDAM and RS).
+    class_names: the ``C`` class names.
+    num_examples: training images, ``Σ_c n_c``.
+    global_batch_size: images per step over all processes.
+    local_batch_size: this process's share, ``global / process_count``.
+    steps_per_epoch: ``num_examples // global_batch_size`` (the remainder of
+      an epoch is dropped).
+    groups: ``'many'``/``'medium'``/``'few'`` → ``bool [C]`` (more than 100,
+      20–100, fewer than 20 training images).
+    process_index, process_count: this process and the number of processes.
+  """
+
+  def __init__(self, *, class_counts: np.ndarray, class_names: Sequence[str],
+               image_shape: tuple[int, ...], global_batch_size: int,
+               process_index: int, process_count: int):
+    self.local_batch_size = sharding.local_batch_size(
+        global_batch_size, process_count, process_index)
+    self.global_batch_size = global_batch_size
+    self.process_index = process_index
+    self.process_count = process_count
+    self.class_counts = np.asarray(class_counts, np.int64)
+    self.num_classes = len(self.class_counts)
+    self.class_names = list(class_names)
+    self.image_shape = tuple(int(d) for d in image_shape)
+    self.num_examples = int(self.class_counts.sum())
+    self.steps_per_epoch = self.num_examples // global_batch_size
+    self.groups = shot_groups(self.class_counts)
+
+  def iterate(self, epoch: int, *, resample: bool = False,
+              start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """The batches ``start_step … steps_per_epoch − 1`` of ``epoch``.
+
+    Deterministic given ``(shuffle_seed, epoch, resample)``: the order,
+    re-sampling and augmentation of every position are fixed, so iterating an
+    epoch twice gives identical batches and ``start_step=k`` resumes exactly
+    at batch ``k``.
+
+    Args:
+      epoch: the epoch number (seeds the order and augmentation).
+      resample: class-balanced re-sampling (RS; DRS when switched on from an
+        epoch by the trainer).
+      start_step: the first batch to yield, ``0 <= start_step <=
+        steps_per_epoch``.
+
+    Returns:
+      An iterator of ``{'image': float32 [B/P, H, W, C] normalized,
+      'label': int32 [B/P]}``, exactly ``steps_per_epoch − start_step`` of
+      them.
+    """
+    if not 0 <= start_step <= self.steps_per_epoch:
+      raise ValueError(f"start_step={start_step} must be in "
+                       f"[0, {self.steps_per_epoch}]")
+    return finish(self.epoch_dataset(int(epoch), bool(resample),
+                                     int(start_step)))
+
+  @abc.abstractmethod
+  def epoch_dataset(self, epoch: int, resample: bool,
+                    start_step: int) -> tf.data.Dataset:
+    """The batched ``tf.data`` pipeline behind :meth:`iterate`."""
+
+
+class EvalData(abc.ABC):
+  """The evaluation split of one process, every example exactly once.
+
+  Attributes:
+    num_classes: ``C``.
+    num_examples: evaluation images over all processes.
+    num_batches: batches per process (equal on every process); the last ones
+      are padded.
+    global_batch_size, local_batch_size, process_index, process_count: as in
+      :class:`TrainData`.
+  """
+
+  def __init__(self, *, num_classes: int, num_examples: int,
+               global_batch_size: int, process_index: int,
+               process_count: int):
+    self.local_batch_size = sharding.local_batch_size(
+        global_batch_size, process_count, process_index)
+    self.global_batch_size = global_batch_size
+    self.process_index = process_index
+    self.process_count = process_count
+    self.num_classes = int(num_classes)
+    self.num_examples = int(num_examples)
+    self.num_batches = -(-self.num_examples // global_batch_size)
+
+  def iterate(self) -> Iterator[dict[str, np.ndarray]]:
+    """``num_batches`` dicts ``{'image': float32 [B/P, ...], 'label': int32
+    [B/P], 'mask': bool [B/P]}``; ``mask`` is False on padding, so summing
+    masked metrics over all processes counts each example exactly once."""
+    return finish(self.eval_dataset())
+
+  @abc.abstractmethod
+  def eval_dataset(self) -> tf.data.Dataset:
+    """The batched ``tf.data`` pipeline behind :meth:`iterate`."""

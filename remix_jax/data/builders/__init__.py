@@ -1,0 +1,10 @@
+"""tfds builders defined by remix_jax; importing registers them with tfds.
+
+* ``cinic10``: CINIC-10 from the manually downloaded archive.
+* ``sklearn_digits``: scikit-learn's bundled 8×8 digits, prepared offline.
+"""
+
+from remix_jax.data.builders.cinic10 import Cinic10
+from remix_jax.data.builders.sklearn_digits import SklearnDigits
+
+__all__ = ["Cinic10", "SklearnDigits"]

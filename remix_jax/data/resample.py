@@ -1,0 +1,101 @@
+"""Epoch order: a seeded shuffle, or class-balanced re-sampling (RS/DRS).
+
+Re-sampling follows the class-balanced rule of Cui et al. (2019) as used by
+LDAM-DRW's DRS and by Remix-RS/DRS (Chou et al. 2020): an example of class
+``c`` is drawn with probability proportional to ``1 / E_{n_c}``, where
+
+    E_n = (1 − β^n) / (1 − β)
+
+is the effective number of ``n`` samples (β = 0.9999 by default). β → 1 gives
+``E_n → n`` (every class equally likely); β = 0 gives ``E_n = 1`` (the
+natural, long-tailed frequencies). An epoch draws ``N`` examples WITH
+replacement, so its length does not change.
+
+Every random choice of an epoch comes from ``(shuffle_seed, epoch,
+resample)``, so an epoch can be replayed (and resumed mid-way) exactly.
+
+References:
+  Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
+  CVPR 2019. Cao et al., "Learning Imbalanced Datasets with
+  Label-Distribution-Aware Margin Loss", NeurIPS 2019. Chou et al., "Remix:
+  Rebalanced Mixup", ECCV Workshops 2020.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_beta(beta) -> None:
+  """One-line ``ValueError`` unless ``0 <= beta < 1``."""
+  if not 0 <= beta < 1:
+    raise ValueError(f"resample_beta={beta!r} must be in [0, 1)")
+
+
+def effective_number(counts, beta: float) -> np.ndarray:
+  """``E_n = (1 − β^n) / (1 − β)`` per class (0 for an empty class).
+
+  Args:
+    counts: ``[C]`` training images per class.
+    beta: ``0 <= β < 1``.
+
+  Returns:
+    ``float64 [C]``.
+  """
+  check_beta(beta)
+  n = np.asarray(counts, np.float64)
+  return (1.0 - np.power(beta, n)) / (1.0 - beta)
+
+
+def class_sampling_rates(counts, beta: float) -> np.ndarray:
+  """Expected draws per epoch of ONE example of each class under RS.
+
+  ``r_c ∝ 1 / E_{n_c}``, scaled so that an epoch draws ``N = Σ_c n_c`` examples
+  (``Σ_c n_c · r_c = N``). Class ``c`` then fills the fraction
+  ``n_c / E_{n_c} / Σ_k (n_k / E_{n_k})`` of an epoch. Empty classes get 0.
+
+  Args:
+    counts: ``[C]`` training images per class.
+    beta: the effective-number β, ``0 <= β < 1``.
+
+  Returns:
+    ``float64 [C]`` rates.
+  """
+  counts = np.asarray(counts, np.float64)
+  eff = effective_number(counts, beta)
+  weights = np.divide(1.0, eff, out=np.zeros_like(eff), where=counts > 0)
+  return weights * counts.sum() / np.sum(counts * weights)
+
+
+def epoch_rng(shuffle_seed: int, epoch: int,
+              resample: bool) -> np.random.Generator:
+  """The NumPy generator behind every random choice of one epoch."""
+  return np.random.default_rng([int(shuffle_seed), int(epoch), int(resample)])
+
+
+def epoch_seed(shuffle_seed: int, epoch: int, resample: bool) -> int:
+  """A 31-bit integer seed for one epoch (tf.data shuffles, tfds file order)."""
+  return int(epoch_rng(shuffle_seed, epoch, resample).integers(2**31 - 1))
+
+
+def epoch_order(rng: np.random.Generator, labels, class_counts, *,
+                resample: bool, beta: float) -> np.ndarray:
+  """The example indices of one epoch, ``N`` of them.
+
+  Args:
+    rng: the epoch's generator (:func:`epoch_rng`).
+    labels: ``[N]`` labels of the cached training examples.
+    class_counts: ``[C]`` training images per class.
+    resample: ``False``: a permutation of ``range(N)``; ``True``: ``N`` draws
+      with replacement, example ``i`` with probability ``∝ 1/E_{n_{y_i}}``.
+    beta: the effective-number β of the re-sampling.
+
+  Returns:
+    ``int64 [N]`` indices into the cached examples.
+  """
+  labels = np.asarray(labels)
+  n = len(labels)
+  if not resample:
+    return rng.permutation(n).astype(np.int64)
+  p = class_sampling_rates(class_counts, beta)[labels]
+  return rng.choice(n, size=n, replace=True, p=p / p.sum()).astype(np.int64)

@@ -1,0 +1,48 @@
+"""The model registry and :func:`create_model`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from remix_jax.models import resnet
+
+#: Model architectures by name.
+MODELS: dict[str, resnet.ResNetSpec] = {
+    "resnet32": resnet.RESNET32,
+    "resnet18": resnet.RESNET18,
+    "resnet50": resnet.RESNET50,
+    "tiny_resnet": resnet.TINY_RESNET,
+}
+
+
+def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
+                 normalized_classifier: bool = False, dtype: Any = jnp.float32,
+                 param_dtype: Any = jnp.float32) -> resnet.ResNet:
+  """Builds the model called ``name`` (a key of :data:`MODELS`).
+
+  Args:
+    name: ``resnet32`` (CIFAR-LT, Cao et al. 2019), ``resnet18`` (CINIC-10,
+      CIFAR-100), ``resnet50`` (iNaturalist, 224×224) or ``tiny_resnet``.
+    num_classes: number of classes ``C``.
+    rngs: parameter RNGs.
+    normalized_classifier: cosine classifier for LDAM (Cao et al. 2019).
+    dtype: compute dtype (e.g. ``jnp.bfloat16`` on GPU).
+    param_dtype: parameter dtype (float32).
+
+  Returns:
+    The model, in train mode (call ``.eval()`` for inference).
+
+  Raises:
+    ValueError: ``name`` is unknown (the message lists the valid names).
+  """
+  try:
+    spec = MODELS[name]
+  except KeyError:
+    raise ValueError(f"unknown model {name!r}; choose one of "
+                     f"{', '.join(sorted(MODELS))}") from None
+  return resnet.ResNet(spec, num_classes=num_classes, rngs=rngs,
+                       normalized_classifier=normalized_classifier,
+                       dtype=dtype, param_dtype=param_dtype)
