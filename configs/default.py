@@ -1,0 +1,73 @@
+"""Every field the trainer reads, with LDAM-DRW's CIFAR-LT recipe as defaults.
+
+Presets (``cifar_lt.py``, ``quickstart.py``) import this and override a few
+fields. Select one with ``python main.py --config configs/FILE.py[:ARGS]`` and
+override any field with ``--config.FIELD=VALUE``.
+"""
+
+import ml_collections
+
+from remix_jax import data
+
+
+def get_config(arg=None):
+  del arg
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # model init, mixing and the step rng
+
+  # Data: see remix_jax/data (name, data_dir, rho, profile, split_seed, ...).
+  c.data = data.default_data_config()
+
+  # Model (remix_jax.models.MODELS).
+  c.model = "resnet32"
+  c.normalized_classifier = False  # cosine classifier (LDAM)
+  c.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay f32)
+
+  # Method: a name from remix_jax.methods.METHODS; presets set the fields below.
+  c.method = "erm"
+  c.mixer = "none"  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup
+  c.mix_alpha = 1.0  # Beta(α, α); Remix uses 1.0 on CIFAR/CINIC, 0.4 on iNat
+  c.mix_per_sample = False  # one λ per sample instead of one per batch
+  c.label_rule = "plain"  # plain | remix
+  c.remix_kappa = 3.0  # κ: majority ratio
+  c.remix_tau = 0.5  # τ: dominance threshold
+  c.label_smoothing = 0.0  # applied before mixing
+
+  # Loss and re-balancing.
+  c.loss = "ce"  # ce | ldam | focal
+  c.ldam_max_margin = 0.5  # LDAM: largest class margin (0.3 on iNat)
+  c.ldam_scale = 30.0  # LDAM: logit scale s
+  c.focal_gamma = 1.0
+  c.reweight = "none"  # none | rw (class-balanced weights) | drw (deferred)
+  c.resample = "none"  # none | rs (class-balanced sampling) | drs (deferred)
+  c.rebalance_epoch = 160  # epoch (from 0) where DRW/DRS switch on
+  c.cb_beta = 0.9999  # effective-number β for RW/DRW/RS/DRS
+
+  # Optimisation: SGD with momentum, LDAM's schedule.
+  c.batch_size = 128  # global batch, split over all devices and processes
+  c.eval_batch_size = 500
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.nesterov = False
+  c.weight_decay = 2e-4  # L2 added to the gradient, as torch.optim.SGD
+  c.schedule = "step"  # step | cosine
+  c.num_epochs = 200
+  c.warmup_epochs = 5.0  # stepwise linear warm-up over this many epochs
+  c.warmup_stages = 5  # ... in this many equal stages
+  c.lr_boundaries = (160.0, 180.0)  # epochs (from 0) where the lr changes
+  c.lr_scales = (0.01, 0.0001)  # lr = learning_rate * scale from each boundary
+
+  # Evaluation, checkpoints, logging.
+  c.eval_every_epochs = 10
+  c.checkpoint_every_epochs = 10
+  c.keep_checkpoints = 2  # the newest N checkpoints are kept
+  c.log_every_steps = 50
+  c.progress_bar = True
+
+  # Devices and processes.
+  c.num_devices = 0  # devices per process to use; 0 = all
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.coordinator_address = ""  # e.g. "10.0.0.1:1234"; "" = single process
+  c.distributed.num_processes = 1
+  c.distributed.process_id = 0
+  return c

@@ -1,0 +1,71 @@
+"""Validation of a training config: one-line errors before anything compiles."""
+
+from __future__ import annotations
+
+from remix_jax import mixers
+from remix_jax import remix
+from remix_jax import schedules
+
+LOSSES = ("ce", "ldam", "focal")
+REWEIGHT = ("none", "rw", "drw")
+RESAMPLE = ("none", "rs", "drs")
+DTYPES = ("float32", "bfloat16")
+MIXER_CHOICES = ("none",) + tuple(mixers.MIXERS)
+
+
+def _choice(config, field: str, choices) -> None:
+  value = getattr(config, field)
+  if value not in choices:
+    raise ValueError(f"config.{field}={value!r} is not valid; choose one of "
+                     f"{', '.join(map(str, choices))}")
+
+
+def _positive(config, field: str, allow_zero: bool = False) -> None:
+  value = getattr(config, field)
+  if not (value >= 0 if allow_zero else value > 0):
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ValueError(f"config.{field}={value!r} must be {bound}")
+
+
+def validate_config(config) -> None:
+  """Checks every field the trainer reads; raises a one-line ``ValueError``.
+
+  Called by :func:`remix_jax.train.train_and_evaluate` before any data is
+  read or any function is compiled.
+  """
+  from remix_jax import data  # pylint: disable=g-import-not-at-top
+  from remix_jax import models  # pylint: disable=g-import-not-at-top
+
+  _choice(config, "model", tuple(models.MODELS))
+  _choice(config, "mixer", MIXER_CHOICES)
+  _choice(config, "label_rule", remix.LABEL_RULES)
+  _choice(config, "loss", LOSSES)
+  _choice(config, "reweight", REWEIGHT)
+  _choice(config, "resample", RESAMPLE)
+  _choice(config, "schedule", schedules.SCHEDULES)
+  _choice(config, "dtype", DTYPES)
+  for field in ("batch_size", "eval_batch_size", "num_epochs",
+                "learning_rate", "eval_every_epochs", "checkpoint_every_epochs",
+                "log_every_steps", "mix_alpha", "keep_checkpoints"):
+    _positive(config, field)
+  for field in ("weight_decay", "momentum", "warmup_epochs", "label_smoothing",
+                "rebalance_epoch", "num_devices"):
+    _positive(config, field, allow_zero=True)
+  if config.warmup_stages < 1:
+    raise ValueError(f"config.warmup_stages={config.warmup_stages} must be >= 1")
+  if len(config.lr_boundaries) != len(config.lr_scales):
+    raise ValueError(
+        f"config.lr_boundaries {tuple(config.lr_boundaries)} and "
+        f"config.lr_scales {tuple(config.lr_scales)} must have equal lengths")
+  if config.remix_kappa < 1 or not 0 <= config.remix_tau <= 1:
+    raise ValueError(f"config.remix_kappa={config.remix_kappa} must be >= 1 "
+                     f"and config.remix_tau={config.remix_tau} in [0, 1]")
+  if not 0 <= config.cb_beta < 1:
+    raise ValueError(f"config.cb_beta={config.cb_beta} must be in [0, 1)")
+  if not 0 <= config.label_smoothing < 1:
+    raise ValueError(
+        f"config.label_smoothing={config.label_smoothing} must be in [0, 1)")
+  if config.label_rule == "remix" and config.mixer == "none":
+    raise ValueError("config.label_rule='remix' needs a mixer; set "
+                     "config.mixer to one of " + ", ".join(mixers.MIXERS))
+  data.validate_data_config(config.data)

@@ -1,0 +1,55 @@
+"""Named training methods: the config fields each method of the papers sets.
+
+A method is a small dict of overrides on top of ``configs/default.py``; the
+table follows Chou et al. 2020 (Remix, Tables 1, 2 and 5) and Cao et al. 2019
+(LDAM-DRW). ``R``/``D`` prefixes: re-weighting/re-sampling from the start, or
+deferred to ``config.rebalance_epoch`` (the second-to-last LR decay).
+"""
+
+from __future__ import annotations
+
+_REMIX = {"label_rule": "remix"}
+_LDAM = {"loss": "ldam", "normalized_classifier": True}
+
+METHODS: dict[str, dict] = {
+    "erm": {},
+    "mixup": {"mixer": "mixup"},
+    "remix": {"mixer": "mixup", **_REMIX},
+    "manifold_mixup": {"mixer": "manifold_mixup"},
+    "remix_mm": {"mixer": "manifold_mixup", **_REMIX},
+    "cutmix": {"mixer": "cutmix"},
+    "remix_cm": {"mixer": "cutmix", **_REMIX},
+    "saliencymix": {"mixer": "saliencymix"},
+    "fmix": {"mixer": "fmix"},
+    "resizemix": {"mixer": "resizemix"},
+    "rw": {"reweight": "rw"},
+    "rs": {"resample": "rs"},
+    "drw": {"reweight": "drw"},
+    "drs": {"resample": "drs"},
+    "focal": {"loss": "focal"},
+    "ldam": dict(_LDAM),
+    "ldam_drw": {**_LDAM, "reweight": "drw"},
+    "ldam_drs": {**_LDAM, "resample": "drs"},
+    "mixup_drw": {"mixer": "mixup", "reweight": "drw"},
+    "mixup_drs": {"mixer": "mixup", "resample": "drs"},
+    "remix_rw": {"mixer": "mixup", **_REMIX, "reweight": "rw"},
+    "remix_rs": {"mixer": "mixup", **_REMIX, "resample": "rs"},
+    "remix_drw": {"mixer": "mixup", **_REMIX, "reweight": "drw"},
+    "remix_drs": {"mixer": "mixup", **_REMIX, "resample": "drs"},
+    "remix_ldam_drw": {"mixer": "mixup", **_REMIX, **_LDAM, "reweight": "drw"},
+    "remix_ldam_drs": {"mixer": "mixup", **_REMIX, **_LDAM, "resample": "drs"},
+}
+
+
+def apply_method(config, method: str):
+  """Sets ``config.method`` and the fields of ``METHODS[method]`` in place.
+
+  Raises a one-line ``ValueError`` naming the valid methods.
+  """
+  if method not in METHODS:
+    raise ValueError(f"unknown method {method!r}; choose one of "
+                     f"{', '.join(sorted(METHODS))}")
+  config.method = method
+  for key, value in METHODS[method].items():
+    setattr(config, key, value)
+  return config

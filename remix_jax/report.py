@@ -1,0 +1,61 @@
+"""End-of-run artefacts: ``results.json``, ``results.md`` and a per-class plot."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def fmt(x) -> str:
+  """A percentage with 2 decimals, or a dash for ``None``."""
+  return "–" if x is None else f"{x:.2f}"
+
+
+def markdown_table(metrics: dict, class_counts, class_names) -> str:
+  """Per-class accuracy next to training-set size, then the group summary."""
+  lines = ["| class | name | train images | accuracy (%) |", "|---|---|---|---|"]
+  for c, (n, acc) in enumerate(zip(class_counts, metrics["per_class"])):
+    lines.append(f"| {c} | {class_names[c]} | {int(n)} | {acc:.2f} |")
+  lines += ["", "| top-1 | top-5 | many | medium | few | head | mid | tail |",
+            "|---|---|---|---|---|---|---|---|",
+            "| " + " | ".join(fmt(metrics.get(k)) for k in (
+                "top1", "top5", "many", "medium", "few", "head", "mid",
+                "tail")) + " |"]
+  return "\n".join(lines) + "\n"
+
+
+def plot_per_class(path: str, metrics: dict, class_counts, title: str) -> None:
+  """Scatter of per-class test accuracy against training images (log x)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  counts = np.asarray(class_counts)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.scatter(np.maximum(counts, 1), metrics["per_class"], s=18)
+  ax.set_xscale("log")
+  ax.set_xlabel("training images of the class")
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_ylim(-2, 102)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
+                  config_json: str, title: str) -> None:
+  """Writes ``results.json``, ``results.md`` and ``per_class.png``."""
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"metrics": metrics,
+               "class_counts": [int(n) for n in class_counts],
+               "class_names": list(class_names),
+               "config": json.loads(config_json)}, f, indent=1)
+  table = markdown_table(metrics, class_counts, class_names)
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write(f"# {title}\n\n{table}")
+  plot_per_class(os.path.join(workdir, "per_class.png"), metrics,
+                 class_counts, title)

@@ -1,0 +1,269 @@
+"""``train_and_evaluate(config, workdir)``: the one training entry point.
+
+Builds the data, model, optimizer and mesh from the config, resumes from the
+newest checkpoint in ``workdir`` if there is one, trains with the jitted
+data-parallel step of :mod:`remix_jax.steps`, evaluates every few epochs and
+writes TensorBoard scalars, checkpoints and the final results.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from remix_jax import checkpointing
+from remix_jax import config_lib
+from remix_jax import data
+from remix_jax import metrics as metrics_lib
+from remix_jax import models
+from remix_jax import parallel
+from remix_jax import report
+from remix_jax import schedules
+from remix_jax import steps
+
+
+class _Interrupt:
+  """Turns SIGTERM into a flag checked between steps."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _dtype(name: str):
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+def create_model(config, train_data) -> nnx.Module:
+  return models.create_model(
+      config.model, num_classes=train_data.num_classes,
+      rngs=nnx.Rngs(config.seed),
+      normalized_classifier=config.normalized_classifier,
+      dtype=_dtype(config.dtype))
+
+
+def initial_state(config, model, tx) -> steps.TrainState:
+  """The train state at step 0 (on the host)."""
+  _, params, batch_stats = steps.split_model(model)
+  return steps.TrainState(
+      params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+      step=jnp.zeros((), jnp.int32),
+      rng=jax.random.key_data(jax.random.key(config.seed + 1)))
+
+
+def _uses_resampling(config, epoch: int) -> bool:
+  return (config.resample == "rs" or
+          (config.resample == "drs" and epoch >= config.rebalance_epoch))
+
+
+def evaluate(eval_step, state, eval_data, mesh, class_counts) -> dict:
+  """Top-1/top-5, per-class and group accuracy over the whole test split."""
+  totals = None
+  for batch in eval_data.iterate():
+    arrays = parallel.shard_batch(
+        mesh, (batch["image"], batch["label"], batch["mask"]))
+    counts = eval_step(state, *arrays)
+    totals = counts if totals is None else jax.tree.map(jnp.add, totals,
+                                                        counts)
+  correct1, correct5, total = (np.asarray(jax.device_get(x)) for x in totals)
+  return metrics_lib.summarize(correct1, correct5, total, class_counts)
+
+
+class _Progress:
+  """Console progress (tqdm bar on process 0) and throughput bookkeeping."""
+
+  def __init__(self, enabled: bool, total: int, initial: int):
+    self.bar = None
+    if enabled:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      self.bar = tqdm(total=total, initial=initial, unit="step",
+                      dynamic_ncols=True)
+    self.last_time = time.perf_counter()
+    self.last_step = initial
+
+  def update(self, step: int, epoch: int, loss: float, batch_size: int):
+    now = time.perf_counter()
+    rate = (step - self.last_step) * batch_size / max(now - self.last_time,
+                                                      1e-9)
+    self.last_time, self.last_step = now, step
+    if self.bar is not None:
+      self.bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}",
+                           img_s=f"{rate:.0f}", refresh=False)
+      self.bar.update(step - self.bar.n)
+    return rate
+
+  def write(self, text: str):
+    if self.bar is not None:
+      self.bar.write(text)
+    logging.info(text)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def _flush_metrics(pending, first_step: int):
+  """Fetches the buffered per-step metrics; raises at the first non-finite
+  loss, naming its step."""
+  fetched = jax.device_get(pending)
+  for offset, m in enumerate(fetched):
+    if not math.isfinite(float(m["loss"])):
+      raise FloatingPointError(
+          f"training loss is {float(m['loss'])} at step {first_step + offset}"
+          "; stopped without saving (earlier checkpoints are kept)")
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains and evaluates the model described by ``config`` in ``workdir``.
+
+  Resumes automatically from the newest readable checkpoint in
+  ``workdir/checkpoints``. On SIGTERM it saves a checkpoint and returns
+  ``{'interrupted': True, 'step': …}``.
+
+  Args:
+    config: an ``ml_collections.ConfigDict`` like ``configs/default.py``.
+    workdir: directory for checkpoints, TensorBoard events and results.
+
+  Returns:
+    The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
+    ``medium``, ``few``, ``head``, ``mid``, ``tail``, ``num_examples`` (plus
+    ``step``).
+  """
+  config_lib.validate_config(config)
+  parallel.initialize_distributed(config.distributed)
+  mesh = parallel.make_mesh(config.num_devices)
+  parallel.check_batch_size(config.batch_size, mesh)
+  parallel.check_batch_size(config.eval_batch_size, mesh,
+                            "config.eval_batch_size")
+  process, nproc = jax.process_index(), jax.process_count()
+  os.makedirs(workdir, exist_ok=True)
+
+  train_data = data.create_train_data(
+      config.data, global_batch_size=config.batch_size, process_index=process,
+      process_count=nproc)
+  eval_data = data.create_eval_data(
+      config.data, global_batch_size=config.eval_batch_size,
+      process_index=process, process_count=nproc)
+  class_counts = np.asarray(train_data.class_counts)
+  steps_per_epoch = train_data.steps_per_epoch
+  if steps_per_epoch < 1:
+    raise ValueError(f"the training split has {train_data.num_examples} "
+                     f"images, fewer than config.batch_size="
+                     f"{config.batch_size}")
+  total_steps = config.num_epochs * steps_per_epoch
+
+  model = create_model(config, train_data)
+  model.eval()
+  graphdef_eval = steps.split_model(model)[0]
+  model.train()
+  graphdef = steps.split_model(model)[0]
+  lr_fn = schedules.create_learning_rate_fn(config, steps_per_epoch)
+  tx = steps.make_optimizer(config, lr_fn)
+  state = parallel.replicate(mesh, initial_state(config, model, tx))
+  num_mix_layers = model.num_mix_layers
+  del model
+
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+  restored = ckpt.restore_latest(checkpointing.abstract_like(state))
+  if restored is not None:
+    state = restored[1]
+    logging.info("resumed from checkpoint %d in %s", restored[0],
+                 ckpt.directory)
+
+  train_step = steps.make_train_step(
+      config, graphdef, tx, lr_fn, mesh, class_counts=class_counts,
+      steps_per_epoch=steps_per_epoch,
+      num_mix_layers=num_mix_layers)
+  eval_step = steps.make_eval_step(graphdef_eval, mesh, train_data.num_classes)
+
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=process > 0)
+  step = int(jax.device_get(state.step))
+  progress = _Progress(config.progress_bar and process == 0, total_steps, step)
+  progress.write(
+      f"{config.method} on {config.data.name} (rho={config.data.rho}, "
+      f"{config.data.profile}): {train_data.num_examples} train images, "
+      f"{steps_per_epoch} steps/epoch, {mesh.devices.size} device(s), "
+      f"{nproc} process(es), starting at step {step}/{total_steps}")
+  result = None
+  try:
+    with _Interrupt() as interrupt:
+      while step < total_steps:
+        epoch = step // steps_per_epoch
+        pending, first = [], step
+        batches = train_data.iterate(
+            epoch, resample=_uses_resampling(config, epoch),
+            start_step=step % steps_per_epoch)
+        for batch in batches:
+          images, labels = parallel.shard_batch(
+              mesh, (batch["image"], batch["label"]))
+          state, step_metrics = train_step(state, images, labels)
+          pending.append(step_metrics)
+          step += 1
+          end_of_epoch = step % steps_per_epoch == 0
+          if step % config.log_every_steps == 0 or end_of_epoch:
+            summary = _flush_metrics(pending, first)
+            pending, first = [], step
+            summary["images_per_second"] = progress.update(
+                step, epoch, summary["loss"], config.batch_size)
+            writer.write_scalars(step, summary)
+          if interrupt.requested:
+            _flush_metrics(pending, first)
+            ckpt.save(step, state, wait=True)
+            progress.write(f"interrupted: checkpoint {step} saved in "
+                           f"{ckpt.directory}")
+            return {"interrupted": True, "step": step}
+        epochs_done = step // steps_per_epoch
+        last = step >= total_steps
+        if epochs_done % config.eval_every_epochs == 0 or last:
+          result = evaluate(eval_step, state, eval_data, mesh, class_counts)
+          writer.write_scalars(step, {f"test/{k}": v for k, v in result.items()
+                                      if isinstance(v, float)})
+          progress.write(
+              f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
+              f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
+              f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
+        if epochs_done % config.checkpoint_every_epochs == 0 or last:
+          ckpt.save(step, state)
+      if result is None:  # resumed a finished run
+        result = evaluate(eval_step, state, eval_data, mesh, class_counts)
+  finally:
+    progress.close()
+    writer.flush()
+    ckpt.close()
+  result["step"] = step
+  if process == 0:
+    title = (f"{config.method} · {config.data.name} {config.data.profile} "
+             f"rho={config.data.rho:g} · {config.model}")
+    report.write_results(workdir, result, class_counts=class_counts,
+                         class_names=train_data.class_names,
+                         config_json=config.to_json_best_effort(),
+                         title=title)
+    progress.write(report.markdown_table(result, class_counts,
+                                         train_data.class_names))
+  return result
