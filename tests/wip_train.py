@@ -1,0 +1,306 @@
+"""The trainer: data-parallel step, schedules, resume, SIGTERM, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from configs import cifar_lt
+from configs import quickstart
+from remix_jax import methods
+from remix_jax import mixers
+from remix_jax import parallel
+from remix_jax import schedules
+from remix_jax import steps
+from remix_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+  c = quickstart.get_config()
+  c.batch_size = 32
+  c.eval_batch_size = 64
+  c.num_epochs = 2
+  c.eval_every_epochs = 1
+  c.checkpoint_every_epochs = 1
+  c.log_every_steps = 5
+  c.progress_bar = False
+  c.num_devices = 2
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
+class LinearModel(nnx.Module):
+  """A BatchNorm-free model with the models' interface."""
+
+  num_mix_layers = 1
+
+  def __init__(self, rngs, num_classes=5, features=48):
+    self.fc = nnx.Linear(features, num_classes, rngs=rngs)
+
+  def __call__(self, x, *, mix=None):
+    x = mixers.apply_manifold_mix(x, mix, 0)
+    h = x.reshape(x.shape[0], -1)
+    return steps_output(self.fc(h), h)
+
+
+def steps_output(logits, features):
+  from remix_jax.models import ModelOutput
+  return ModelOutput(logits, features)
+
+
+def _one_step(config, model, num_devices, images, labels, counts):
+  mesh = parallel.make_mesh(num_devices)
+  graphdef, params, batch_stats = steps.split_model(model)
+  lr_fn = schedules.create_learning_rate_fn(config, 10)
+  tx = steps.make_optimizer(config, lr_fn)
+  state = steps.TrainState(params, batch_stats, tx.init(params),
+                           jnp.zeros((), jnp.int32),
+                           jax.random.key_data(jax.random.key(0)))
+  state = parallel.replicate(mesh, state)
+  step = steps.make_train_step(config, graphdef, tx, lr_fn, mesh,
+                               class_counts=counts, steps_per_epoch=10,
+                               num_mix_layers=model.num_mix_layers)
+  return step(state, *parallel.shard_batch(mesh, (images, labels)))
+
+
+@pytest.mark.parametrize("reweight", ["none", "rw"])
+def test_n_device_gradient_equals_one_device(reweight):
+  """Same global batch: 4 devices reproduce 1 device (no D× gradient)."""
+  config = tiny_config(mixer="none", label_rule="plain", reweight=reweight,
+                       weight_decay=0.0, momentum=0.0, warmup_epochs=0.0)
+  counts = np.array([100, 50, 20, 10, 5])
+  rng = np.random.RandomState(0)
+  images = rng.randn(16, 4, 4, 3).astype(np.float32)
+  labels = rng.randint(0, 5, 16).astype(np.int32)
+  results = []
+  for n in (1, 4):
+    model = LinearModel(nnx.Rngs(0))
+    before = jax.tree.map(np.asarray, nnx.state(model, nnx.Param))
+    state, m = _one_step(config, model, n, images, labels, counts)
+    after = jax.tree.map(np.asarray, state.params)
+    results.append((jax.tree.map(lambda a, b: a - b, before, after),
+                    float(m["loss"])))
+  (d1, loss1), (d4, loss4) = results
+  assert loss1 == pytest.approx(loss4, rel=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+                                                       atol=1e-7), d1, d4)
+  # And it is the plain gradient of the global-batch loss.
+  w = np.ones(5) if reweight == "none" else np.asarray(
+      __import__("remix_jax.losses", fromlist=["x"]).class_balanced_weights(
+          counts, config.cb_beta))
+  model = LinearModel(nnx.Rngs(0))
+
+  def loss(m):
+    z = m(jnp.asarray(images)).logits
+    lp = jax.nn.log_softmax(z)
+    nll = -lp[jnp.arange(16), labels]
+    return jnp.sum(w[labels] * nll) / jnp.sum(w[labels])
+
+  grads = nnx.grad(loss)(model)
+  lr = config.learning_rate
+  np.testing.assert_allclose(d1["fc"]["kernel"].value if hasattr(
+      d1["fc"]["kernel"], "value") else d1["fc"]["kernel"],
+                             lr * np.asarray(grads["fc"]["kernel"].value),
+                             rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
+def test_every_method_preset_runs_one_step(method):
+  config = cifar_lt.get_config(f"method={method}")
+  config.model = "tiny_resnet"
+  counts = np.array([500, 200, 80, 30, 10])
+  from remix_jax import models
+  model = models.create_model("tiny_resnet", num_classes=5,
+                              rngs=nnx.Rngs(0),
+                              normalized_classifier=config.normalized_classifier)
+  rng = np.random.RandomState(1)
+  images = rng.randn(8, 8, 8, 3).astype(np.float32)
+  labels = rng.randint(0, 5, 8).astype(np.int32)
+  state, m = _one_step(config, model, 2, images, labels, counts)
+  assert np.isfinite(float(m["loss"]))
+  assert int(state.step) == 1
+
+
+def test_loss_decreases_on_a_fixed_batch():
+  config = tiny_config(mixer="none", label_rule="plain", warmup_epochs=0.0,
+                       learning_rate=0.05)
+  from remix_jax import models
+  model = models.create_model("tiny_resnet", num_classes=5, rngs=nnx.Rngs(0))
+  mesh = parallel.make_mesh(2)
+  graphdef, params, batch_stats = steps.split_model(model)
+  lr_fn = schedules.create_learning_rate_fn(config, 100)
+  tx = steps.make_optimizer(config, lr_fn)
+  state = parallel.replicate(mesh, steps.TrainState(
+      params, batch_stats, tx.init(params), jnp.zeros((), jnp.int32),
+      jax.random.key_data(jax.random.key(0))))
+  step = steps.make_train_step(config, graphdef, tx, lr_fn, mesh,
+                               class_counts=np.ones(5), steps_per_epoch=100,
+                               num_mix_layers=model.num_mix_layers)
+  rng = np.random.RandomState(0)
+  batch = parallel.shard_batch(mesh, (rng.randn(16, 8, 8, 3).astype(
+      np.float32), rng.randint(0, 5, 16).astype(np.int32)))
+  loss = []
+  for _ in range(15):
+    state, m = step(state, *batch)
+    loss.append(float(m["loss"]))
+  assert loss[-1] < 0.5 * loss[0]
+
+
+def test_drw_switches_weights_at_the_epoch():
+  config = tiny_config(reweight="drw", rebalance_epoch=3)
+  counts = np.array([1000, 100, 10])
+  fn = steps.make_class_weight_fn(config, counts)
+  np.testing.assert_array_equal(fn(jnp.array(2)), [1.0, 1.0, 1.0])
+  after = np.asarray(fn(jnp.array(3)))
+  assert after[2] > after[1] > after[0] and after.sum() == pytest.approx(3)
+  config.reweight = "rw"
+  np.testing.assert_allclose(steps.make_class_weight_fn(config, counts)(
+      jnp.array(0)), after)
+
+
+def test_ldam_schedule_and_cpu30_schedule():
+  c = cifar_lt.get_config("protocol=paper")
+  lr = schedules.create_learning_rate_fn(c, 10)
+  at = lambda e: float(lr(int(e * 10)))
+  assert [round(at(e), 6) for e in (0, 1, 4, 5, 159.9, 160, 179, 180, 199)] == [
+      0.02, 0.04, 0.1, 0.1, 0.1, 0.001, 0.001, 1e-5, 1e-5]
+  c = cifar_lt.get_config("protocol=cpu30")
+  lr = schedules.create_learning_rate_fn(c, 10)
+  assert [round(float(lr(s)), 6) for s in range(0, 10, 2)] == [
+      0.02, 0.04, 0.06, 0.08, 0.1]
+  assert round(at(0), 6) == 0.02 and round(float(lr(23 * 10)), 6) == 0.1
+  assert round(float(lr(24 * 10)), 6) == 0.001
+  assert round(float(lr(27 * 10)), 7) == 1e-5
+  assert c.rebalance_epoch == 24 and c.num_epochs == 30
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("mixer", "mixupp", "config.mixer='mixupp' is not valid; choose one of"),
+    ("loss", "hinge", "config.loss='hinge' is not valid"),
+    ("model", "resnet7", "config.model='resnet7' is not valid"),
+    ("batch_size", 30, "config.batch_size=30 is not divisible by the 4"),
+    ("learning_rate", -1.0, "config.learning_rate=-1.0 must be > 0"),
+    ("reweight", "cb", "choose one of none, rw, drw"),
+])
+def test_bad_config_fails_before_compiling(tmp_path, field, value, match):
+  config = tiny_config(num_devices=4)
+  setattr(config, field, value)
+  before = sum(steps.TRACE_COUNTS.values())
+  with pytest.raises(ValueError, match=match) as err:
+    train.train_and_evaluate(config, str(tmp_path))
+  assert "\n" not in str(err.value)
+  assert sum(steps.TRACE_COUNTS.values()) == before
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_bad_method_and_protocol():
+  with pytest.raises(ValueError, match="unknown method 'remixx'; choose one"):
+    cifar_lt.get_config("method=remixx")
+  with pytest.raises(ValueError, match="unknown protocol"):
+    cifar_lt.get_config("protocol=fast")
+  with pytest.raises(ValueError, match="unknown cifar_lt argument"):
+    cifar_lt.get_config("rhoo=10")
+
+
+def test_train_and_evaluate_end_to_end_without_recompiles(tmp_path):
+  steps.TRACE_COUNTS.clear()
+  result = train.train_and_evaluate(tiny_config(num_epochs=3),
+                                    str(tmp_path))
+  assert steps.TRACE_COUNTS["train_step"] == 1
+  assert steps.TRACE_COUNTS["eval_step"] == 1
+  for key in ("top1", "top5", "many", "medium", "few", "per_class"):
+    assert key in result
+  assert len(result["per_class"]) == 10 and 0 <= result["top1"] <= 100
+  assert result["top1"] > 20, "3 epochs on digits beat chance (10 %)"
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["metrics"]["top1"] == pytest.approx(result["top1"])
+  assert (tmp_path / "results.md").read_text().count("\n|") >= 12
+  assert (tmp_path / "per_class.png").stat().st_size > 1000
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+  # A finished run resumes to the same result without training further.
+  again = train.train_and_evaluate(tiny_config(num_epochs=3), str(tmp_path))
+  assert again["per_class"] == result["per_class"]
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path):
+  config = tiny_config(num_epochs=3, learning_rate=1e30, warmup_epochs=0.0)
+  with pytest.raises(FloatingPointError, match=r"at step \d+"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
+  config = tiny_config(num_epochs=2, keep_checkpoints=3)
+  first = train.train_and_evaluate(config, str(tmp_path))
+  ckpts = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")
+                 if d.isdigit())
+  assert len(ckpts) == 2
+  latest = tmp_path / "checkpoints" / str(ckpts[-1])
+  for root, _, files in os.walk(latest):
+    for f in files:
+      with open(os.path.join(root, f), "wb") as fh:
+        fh.write(b"garbage")
+  config.num_epochs = 2
+  with caplog.at_level("WARNING"):
+    again = train.train_and_evaluate(config, str(tmp_path))
+  assert "cannot be restored" in caplog.text
+  # It resumed from the previous (epoch 1) checkpoint and retrained epoch 2
+  # deterministically to the same result.
+  assert again["per_class"] == first["per_class"]
+
+
+def _main_cmd(workdir, *overrides):
+  return [sys.executable, os.path.join(REPO, "main.py"),
+          f"--workdir={workdir}", "--config=" + os.path.join(
+              REPO, "configs", "quickstart.py"), "--config.progress_bar=False",
+          "--config.batch_size=32", "--config.num_devices=2",
+          "--config.log_every_steps=1", *overrides]
+
+
+def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
+  overrides = ["--config.num_epochs=12", "--config.eval_every_epochs=4",
+               "--config.checkpoint_every_epochs=4"]
+  run_dir = tmp_path / "interrupted"
+  proc = subprocess.Popen(_main_cmd(run_dir, *overrides), cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+  lines = []
+  deadline = time.time() + 180
+  events = run_dir / "checkpoints"
+  while time.time() < deadline:
+    line = proc.stdout.readline()
+    lines.append(line)
+    if "starting at step" in line:
+      break
+  time.sleep(3.0)  # let it compile and take some steps
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  log = "".join(lines) + out
+  assert proc.returncode == 0, log
+  assert "interrupted: checkpoint" in log, log
+  saved = sorted(int(d) for d in os.listdir(events) if d.isdigit())
+  assert saved, log
+  # Resume the interrupted run to the end; compare with a run never stopped.
+  done = subprocess.run(_main_cmd(run_dir, *overrides), cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stdout + done.stderr
+  assert f"resumed from checkpoint {saved[-1]}" in done.stderr
+  straight = subprocess.run(_main_cmd(tmp_path / "straight", *overrides),
+                            cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+  assert straight.returncode == 0, straight.stderr
+  a = json.loads((run_dir / "results.json").read_text())["metrics"]
+  b = json.loads((tmp_path / "straight" / "results.json").read_text())[
+      "metrics"]
+  assert a["per_class"] == b["per_class"] and a["top1"] == b["top1"]
