@@ -31,6 +31,16 @@ config_flags.DEFINE_config_file(
 flags.mark_flags_as_required(["workdir"])
 
 
+class _QuietLibraries:
+  """Keeps orbax's and tfds' per-call INFO lines out of the training log."""
+
+  NOISY = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/xla_bridge")
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or not any(
+        part in record.pathname for part in self.NOISY)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -38,6 +48,7 @@ def main(argv):
   tf.config.set_visible_devices([], "GPU")  # keep the GPU memory for JAX
   from remix_jax import train  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if result.get("interrupted"):
     logging.info("stopped at step %d; run again to resume", result["step"])

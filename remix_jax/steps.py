@@ -136,7 +136,9 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
         jnp.sum(lam_y * w_a + (1.0 - lam_y) * w_b), AXIS)
 
     def loss_fn(params):
-      model = nnx.merge(graphdef, params, state.batch_stats)
+      # copy=True: fresh Variables owned by this trace, so BatchNorm may
+      # update its statistics in place.
+      model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
       out = model(images, mix=manifold)
       per_sample = losses.mix_losses(per_label_loss(out.logits, labels),
                                      per_label_loss(out.logits, labels_b),

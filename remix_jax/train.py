@@ -115,20 +115,39 @@ class _Progress:
       self.bar.update(step - self.bar.n)
     return rate
 
+  def restart_clock(self):
+    """Excludes time spent outside training (evaluation) from img/s."""
+    self.last_time = time.perf_counter()
+
   def write(self, text: str):
     if self.bar is not None:
       self.bar.write(text)
-    logging.info(text)
+    else:
+      logging.info(text)
 
   def close(self):
     if self.bar is not None:
       self.bar.close()
 
 
+def _metric_writer(workdir: str, *, tensorboard: bool, log: bool):
+  """TensorBoard scalars in ``workdir`` (process 0) and, when no progress bar
+  is shown, the same scalars as log lines."""
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  writers = []
+  if tensorboard:
+    writers.append(metric_writers.SummaryWriter(workdir))
+  if log:
+    writers.append(metric_writers.LoggingWriter())
+  return metric_writers.MultiWriter(writers)
+
+
 def _flush_metrics(pending, first_step: int):
   """Fetches the buffered per-step metrics; raises at the first non-finite
   loss, naming its step."""
   fetched = jax.device_get(pending)
+  if not fetched:
+    return {}
   for offset, m in enumerate(fetched):
     if not math.isfinite(float(m["loss"])):
       raise FloatingPointError(
@@ -200,11 +219,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
       num_mix_layers=num_mix_layers)
   eval_step = steps.make_eval_step(graphdef_eval, mesh, train_data.num_classes)
 
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=process > 0)
   step = int(jax.device_get(state.step))
   progress = _Progress(config.progress_bar and process == 0, total_steps, step)
+  writer = _metric_writer(workdir, tensorboard=process == 0,
+                          log=progress.bar is None)
   progress.write(
       f"{config.method} on {config.data.name} (rho={config.data.rho}, "
       f"{config.data.profile}): {train_data.num_examples} train images, "
@@ -248,6 +266,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
               f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
               f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
               f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
+          progress.restart_clock()
         if epochs_done % config.checkpoint_every_epochs == 0 or last:
           ckpt.save(step, state)
       if result is None:  # resumed a finished run
