@@ -27,8 +27,9 @@ def initialize_distributed(cfg) -> None:
   """
   if not cfg.coordinator_address:
     return
-  if jax.devices()[0].platform == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # Cross-process collectives on CPU need gloo; the setting only affects the
+  # CPU backend. (Asking jax.devices() here would start the backend too early.)
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
                              num_processes=cfg.num_processes,
                              process_id=cfg.process_id)

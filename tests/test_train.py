@@ -303,3 +303,40 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
   b = json.loads((tmp_path / "straight" / "results.json").read_text())[
       "metrics"]
   assert a["per_class"] == b["per_class"] and a["top1"] == b["top1"]
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tmp_path):
+  """2 processes × 2 CPU devices == 1 process × 4 devices, same global batch."""
+  overrides = ["--config.num_epochs=2", "--config.eval_every_epochs=2",
+               "--config.checkpoint_every_epochs=1", "--config.mixer=cutmix"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  port = _free_port()
+  procs = [
+      subprocess.Popen(
+          _main_cmd(tmp_path / "multi", *overrides,
+                    f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+                    "--config.distributed.num_processes=2",
+                    f"--config.distributed.process_id={p}"),
+          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+          text=True) for p in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out
+  assert "2 process(es)" in outs[0] and "4 device(s)" in outs[0], outs[0]
+  single = subprocess.run(
+      _main_cmd(tmp_path / "single", *overrides, "--config.num_devices=4"),
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ,
+               XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+  assert single.returncode == 0, single.stderr
+  a = json.loads((tmp_path / "multi" / "results.json").read_text())["metrics"]
+  b = json.loads((tmp_path / "single" / "results.json").read_text())["metrics"]
+  np.testing.assert_allclose(a["per_class"], b["per_class"], atol=1e-6)
+  assert a["top1"] == pytest.approx(b["top1"])
