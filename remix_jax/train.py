@@ -57,9 +57,9 @@ def _dtype(name: str):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
-def create_model(config, train_data) -> nnx.Module:
+def create_model(config, num_classes: int) -> nnx.Module:
   return models.create_model(
-      config.model, num_classes=train_data.num_classes,
+      config.model, num_classes=num_classes,
       rngs=nnx.Rngs(config.seed),
       normalized_classifier=config.normalized_classifier,
       dtype=_dtype(config.dtype))
@@ -72,6 +72,29 @@ def initial_state(config, model, tx) -> steps.TrainState:
       params=params, batch_stats=batch_stats, opt_state=tx.init(params),
       step=jnp.zeros((), jnp.int32),
       rng=jax.random.key_data(jax.random.key(config.seed + 1)))
+
+
+def build(config, mesh, *, num_classes: int, class_counts,
+          steps_per_epoch: int):
+  """The model's initial train state (replicated on ``mesh``) and the jitted
+  train and eval steps for ``config``.
+
+  Returns:
+    ``(state, train_step, eval_step)``; see :mod:`remix_jax.steps`.
+  """
+  model = create_model(config, num_classes)
+  model.eval()
+  graphdef_eval = steps.split_model(model)[0]
+  model.train()
+  graphdef = steps.split_model(model)[0]
+  lr_fn = schedules.create_learning_rate_fn(config, steps_per_epoch)
+  tx = steps.make_optimizer(config, lr_fn)
+  state = parallel.replicate(mesh, initial_state(config, model, tx))
+  train_step = steps.make_train_step(
+      config, graphdef, tx, lr_fn, mesh, class_counts=class_counts,
+      steps_per_epoch=steps_per_epoch, num_mix_layers=model.num_mix_layers)
+  eval_step = steps.make_eval_step(graphdef_eval, mesh, num_classes)
+  return state, train_step, eval_step
 
 
 def _uses_resampling(config, epoch: int) -> bool:
@@ -195,16 +218,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f"{config.batch_size}")
   total_steps = config.num_epochs * steps_per_epoch
 
-  model = create_model(config, train_data)
-  model.eval()
-  graphdef_eval = steps.split_model(model)[0]
-  model.train()
-  graphdef = steps.split_model(model)[0]
-  lr_fn = schedules.create_learning_rate_fn(config, steps_per_epoch)
-  tx = steps.make_optimizer(config, lr_fn)
-  state = parallel.replicate(mesh, initial_state(config, model, tx))
-  num_mix_layers = model.num_mix_layers
-  del model
+  state, train_step, eval_step = build(
+      config, mesh, num_classes=train_data.num_classes,
+      class_counts=class_counts, steps_per_epoch=steps_per_epoch)
 
   ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
   restored = ckpt.restore_latest(checkpointing.abstract_like(state))
@@ -212,12 +228,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state = restored[1]
     logging.info("resumed from checkpoint %d in %s", restored[0],
                  ckpt.directory)
-
-  train_step = steps.make_train_step(
-      config, graphdef, tx, lr_fn, mesh, class_counts=class_counts,
-      steps_per_epoch=steps_per_epoch,
-      num_mix_layers=num_mix_layers)
-  eval_step = steps.make_eval_step(graphdef_eval, mesh, train_data.num_classes)
 
   step = int(jax.device_get(state.step))
   progress = _Progress(config.progress_bar and process == 0, total_steps, step)

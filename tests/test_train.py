@@ -115,19 +115,23 @@ def test_n_device_gradient_equals_one_device(reweight):
                                atol=1e-7)
 
 
+def _build(config, num_devices, counts, steps_per_epoch=10):
+  mesh = parallel.make_mesh(num_devices)
+  state, train_step, _ = train.build(
+      config, mesh, num_classes=len(counts), class_counts=np.asarray(counts),
+      steps_per_epoch=steps_per_epoch)
+  return mesh, state, train_step
+
+
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
 def test_every_method_preset_runs_one_step(method):
   config = cifar_lt.get_config(f"method={method}")
   config.model = "tiny_resnet"
-  counts = np.array([500, 200, 80, 30, 10])
-  from remix_jax import models
-  model = models.create_model("tiny_resnet", num_classes=5,
-                              rngs=nnx.Rngs(0),
-                              normalized_classifier=config.normalized_classifier)
+  mesh, state, step = _build(config, 2, [500, 200, 80, 30, 10])
   rng = np.random.RandomState(1)
   images = rng.randn(8, 8, 8, 3).astype(np.float32)
   labels = rng.randint(0, 5, 8).astype(np.int32)
-  state, m = _one_step(config, model, 2, images, labels, counts)
+  state, m = step(state, *parallel.shard_batch(mesh, (images, labels)))
   assert np.isfinite(float(m["loss"]))
   assert int(state.step) == 1
 
@@ -135,18 +139,8 @@ def test_every_method_preset_runs_one_step(method):
 def test_loss_decreases_on_a_fixed_batch():
   config = tiny_config(mixer="none", label_rule="plain", warmup_epochs=0.0,
                        learning_rate=0.05)
-  from remix_jax import models
-  model = models.create_model("tiny_resnet", num_classes=5, rngs=nnx.Rngs(0))
-  mesh = parallel.make_mesh(2)
-  graphdef, params, batch_stats = steps.split_model(model)
-  lr_fn = schedules.create_learning_rate_fn(config, 100)
-  tx = steps.make_optimizer(config, lr_fn)
-  state = parallel.replicate(mesh, steps.TrainState(
-      params, batch_stats, tx.init(params), jnp.zeros((), jnp.int32),
-      jax.random.key_data(jax.random.key(0))))
-  step = steps.make_train_step(config, graphdef, tx, lr_fn, mesh,
-                               class_counts=np.ones(5), steps_per_epoch=100,
-                               num_mix_layers=model.num_mix_layers)
+  config.model = "tiny_resnet"
+  mesh, state, step = _build(config, 2, np.ones(5), steps_per_epoch=100)
   rng = np.random.RandomState(0)
   batch = parallel.shard_batch(mesh, (rng.randn(16, 8, 8, 3).astype(
       np.float32), rng.randint(0, 5, 16).astype(np.int32)))

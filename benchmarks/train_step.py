@@ -1,0 +1,105 @@
+"""Times the jitted train and eval steps of ResNet-32 on CIFAR-sized batches.
+
+    python benchmarks/train_step.py [--batch 128] [--iters 20] [--devices 0]
+        [--mixers erm,mixup,cutmix,...] [--model resnet32]
+
+Uses the trainer's own step (``remix_jax.train.build``: model, mixer, Remix
+label rule off, loss, SGD-momentum update, data-parallel ``shard_map``) on
+random data. Prints, per mixer, the compile time (first call), the median
+time of one step after warm-up, images/s, and the mixer's share of the step
+(``1 − t_erm / t_mixer``); then eval (forward) images/s.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import cifar_lt
+from remix_jax import parallel
+from remix_jax import train
+
+MIXERS = ("erm", "mixup", "cutmix", "saliencymix", "fmix", "resizemix",
+          "manifold_mixup")
+COUNTS = np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])
+
+
+def _median_time(fn, iters: int) -> float:
+  times = []
+  for _ in range(iters):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def time_train_step(method: str, args, images, labels) -> dict:
+  """Compile time and median step time of one method's train step."""
+  config = cifar_lt.get_config(f"method={method}")
+  config.model = args.model
+  config.batch_size = args.batch
+  mesh = parallel.make_mesh(args.devices)
+  state, train_step, eval_step = train.build(
+      config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
+  batch = parallel.shard_batch(mesh, (images, labels))
+  holder = {"state": state}
+
+  def one_step():
+    holder["state"], metrics = train_step(holder["state"], *batch)
+    return metrics
+
+  t0 = time.perf_counter()
+  jax.block_until_ready(one_step())
+  compile_s = time.perf_counter() - t0
+  one_step()  # warm-up
+  step_s = _median_time(one_step, args.iters)
+  out = {"compile_s": compile_s, "step_s": step_s}
+  if method == "erm":
+    mask = np.ones(len(labels), bool)
+    eval_batch = parallel.shard_batch(mesh, (images, labels, mask))
+    run_eval = lambda: eval_step(holder["state"], *eval_batch)
+    jax.block_until_ready(run_eval())
+    out["eval_s"] = _median_time(run_eval, args.iters)
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--iters", type=int, default=20)
+  parser.add_argument("--devices", type=int, default=0,
+                      help="devices of the mesh (0 = all)")
+  parser.add_argument("--model", default="resnet32")
+  parser.add_argument("--mixers", default=",".join(MIXERS),
+                      help="comma-separated methods (erm is always timed)")
+  args = parser.parse_args()
+  rng = np.random.RandomState(0)
+  images = rng.randn(args.batch, 32, 32, 3).astype(np.float32)
+  labels = rng.randint(0, 10, args.batch).astype(np.int32)
+  names = ["erm"] + [m for m in args.mixers.split(",") if m and m != "erm"]
+  mesh_size = parallel.make_mesh(args.devices).devices.size
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
+        f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
+        f"float32, median of {args.iters} steps after warm-up")
+  print("| method | compile (s) | step (ms) | images/s | mixer share |")
+  print("|---|---|---|---|---|")
+  base = None
+  for name in names:
+    r = time_train_step(name, args, images, labels)
+    base = base or r
+    share = ("–" if name == "erm" else
+             f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
+    print(f"| {name} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | "
+          f"{args.batch / r['step_s']:.0f} | {share} |", flush=True)
+  print(f"eval (forward) ResNet step: {1e3 * base['eval_s']:.0f} ms, "
+        f"{args.batch / base['eval_s']:.0f} images/s")
+
+
+if __name__ == "__main__":
+  main()
