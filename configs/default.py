@@ -33,6 +33,16 @@ def get_config(arg=None):
   c.remix_tau = 0.5  # τ: dominance threshold
   c.label_smoothing = 0.0  # applied before mixing
 
+  # SUMix (Qin et al. 2024; remix_jax/sumix.py): a second, clean forward pass,
+  # the mix ratio recomputed from the predictions, an uncertainty regularizer.
+  c.sumix = ml_collections.ConfigDict()
+  c.sumix.enabled = False
+  c.sumix.gamma = 0.5  # weight of the uncertainty regularizer (1.0 Tiny-ImageNet)
+  c.sumix.scale = 0.0  # s; 0 = the per-device batch size, as released
+  c.sumix.learn_scale = False  # extension: learn log s (trained through R only)
+  c.sumix.is_norm = True  # uncertainty head W_u (False: u = logits, ImageNet)
+  c.sumix.reduction = "official"  # official (batch-mean λ̃) | per_sample
+
   # Loss and re-balancing.
   c.loss = "ce"  # ce | ldam | focal
   c.ldam_max_margin = 0.5  # LDAM: largest class margin (0.3 on iNat)

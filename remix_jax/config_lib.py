@@ -5,6 +5,7 @@ from __future__ import annotations
 from remix_jax import mixers
 from remix_jax import remix
 from remix_jax import schedules
+from remix_jax import sumix
 
 LOSSES = ("ce", "ldam", "focal")
 REWEIGHT = ("none", "rw", "drw")
@@ -68,4 +69,18 @@ def validate_config(config) -> None:
   if config.label_rule == "remix" and config.mixer == "none":
     raise ValueError("config.label_rule='remix' needs a mixer; set "
                      "config.mixer to one of " + ", ".join(mixers.MIXERS))
+  _validate_sumix(config)
   data.validate_data_config(config.data)
+
+
+def _validate_sumix(config) -> None:
+  cfg = config.sumix
+  if cfg.reduction not in sumix.REDUCTIONS:
+    raise ValueError(f"config.sumix.reduction={cfg.reduction!r} is not valid; "
+                     f"choose one of {', '.join(sumix.REDUCTIONS)}")
+  if cfg.gamma < 0 or cfg.scale < 0:
+    raise ValueError(f"config.sumix.gamma={cfg.gamma} and config.sumix.scale="
+                     f"{cfg.scale} must be >= 0 (scale 0 = per-device batch)")
+  if cfg.enabled and config.mixer == "none":
+    raise ValueError("config.sumix.enabled needs a mixer; set config.mixer to "
+                     "one of " + ", ".join(mixers.MIXERS))

@@ -3,13 +3,15 @@
 A method is a small dict of overrides on top of ``configs/default.py``; the
 table follows Chou et al. 2020 (Remix, Tables 1, 2 and 5) and Cao et al. 2019
 (LDAM-DRW). ``R``/``D`` prefixes: re-weighting/re-sampling from the start, or
-deferred to ``config.rebalance_epoch`` (the second-to-last LR decay).
+deferred to ``config.rebalance_epoch`` (the second-to-last LR decay). Keys
+with a dot set nested fields (``sumix.enabled``).
 """
 
 from __future__ import annotations
 
 _REMIX = {"label_rule": "remix"}
 _LDAM = {"loss": "ldam", "normalized_classifier": True}
+_SUMIX = {"sumix.enabled": True}
 
 METHODS: dict[str, dict] = {
     "erm": {},
@@ -38,6 +40,17 @@ METHODS: dict[str, dict] = {
     "remix_drs": {"mixer": "mixup", **_REMIX, "resample": "drs"},
     "remix_ldam_drw": {"mixer": "mixup", **_REMIX, **_LDAM, "reweight": "drw"},
     "remix_ldam_drs": {"mixer": "mixup", **_REMIX, **_LDAM, "resample": "drs"},
+    # SUMix (Qin et al. 2024) on each base mixer; "sumix" is CutMix + SUMix.
+    "sumix": {"mixer": "cutmix", **_SUMIX},
+    "cutmix_sumix": {"mixer": "cutmix", **_SUMIX},
+    "saliencymix_sumix": {"mixer": "saliencymix", **_SUMIX},
+    "fmix_sumix": {"mixer": "fmix", **_SUMIX},
+    "resizemix_sumix": {"mixer": "resizemix", **_SUMIX},
+    "mixup_sumix": {"mixer": "mixup", **_SUMIX},
+    # Remix × SUMix: the Remix rule applied to each sample's λ̃ (so the
+    # per-sample reduction, which keeps the rule's 0/1 label weights).
+    "sumix_remix": {"mixer": "cutmix", **_SUMIX, **_REMIX,
+                    "sumix.reduction": "per_sample"},
 }
 
 
@@ -51,5 +64,9 @@ def apply_method(config, method: str):
                      f"{', '.join(sorted(METHODS))}")
   config.method = method
   for key, value in METHODS[method].items():
-    setattr(config, key, value)
+    *parents, field = key.split(".")
+    target = config
+    for parent in parents:
+      target = getattr(target, parent)
+    setattr(target, field, value)
   return config

@@ -27,6 +27,7 @@ from jax.sharding import PartitionSpec as P
 from remix_jax import losses
 from remix_jax import mixers
 from remix_jax import remix
+from remix_jax import sumix
 from remix_jax.parallel import AXIS
 
 #: How often each step function was traced (a retrace is a recompile).
@@ -111,42 +112,78 @@ def make_class_weight_fn(config, class_counts) -> Callable:
                                  ones)
 
 
+def make_label_weight_fn(config, class_counts) -> Callable:
+  """``(ratio, labels_a, labels_b) -> λ_y [B]``, the weight of ``labels_a``.
+
+  ``ratio`` is the mixer's λ (or SUMix's λ̃); the label rule (plain or Remix)
+  is applied per sample, then, with SUMix, its reduction
+  (:func:`remix_jax.sumix.reduce_ratio`). No gradient flows through λ_y.
+  """
+  label_rule = remix.make_label_rule(config.label_rule, class_counts,
+                                     kappa=config.remix_kappa,
+                                     tau=config.remix_tau)
+
+  def label_weight(ratio, labels_a, labels_b):
+    lam_y = label_rule(ratio, labels_a, labels_b)
+    if config.sumix.enabled:
+      lam_y = sumix.reduce_ratio(lam_y, config.sumix.reduction)
+    return jax.lax.stop_gradient(lam_y)
+
+  return label_weight
+
+
 def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
                     class_counts, steps_per_epoch: int, num_mix_layers: int):
   """The jitted data-parallel train step ``(state, images, labels) ->
   (state, metrics)``; ``state`` is donated."""
   mix = make_mix_fn(config, num_mix_layers)
-  label_rule = remix.make_label_rule(config.label_rule, class_counts,
-                                     kappa=config.remix_kappa,
-                                     tau=config.remix_tau)
+  label_weight = make_label_weight_fn(config, class_counts)
   per_label_loss = make_per_label_loss(config, class_counts)
   class_weights = make_class_weight_fn(config, np.asarray(class_counts))
+
+  use_sumix = config.sumix.enabled
 
   def local_step(state: TrainState, images, labels):
     TRACE_COUNTS["train_step"] += 1
     key = jax.random.wrap_key_data(state.rng)
     key = jax.random.fold_in(jax.random.fold_in(key, state.step),
                              jax.lax.axis_index(AXIS))
+    clean = images
     images, info, manifold = mix(key, images, labels)
     labels_b = labels[info.partner]
-    lam_y = label_rule(info.lam, labels, labels_b)
     weights = class_weights(state.step // steps_per_epoch)
     w_a, w_b = weights[labels], weights[labels_b]
-    total_weight = jax.lax.psum(
-        jnp.sum(lam_y * w_a + (1.0 - lam_y) * w_b), AXIS)
+    global_batch = jax.lax.psum(labels.shape[0], AXIS)
 
     def loss_fn(params):
       # copy=True: fresh Variables owned by this trace, so BatchNorm may
       # update its statistics in place.
       model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+      out_clean = model(clean) if use_sumix else None  # updates BN stats too
       out = model(images, mix=manifold)
+      ratio = info.lam
+      if use_sumix:
+        ratio, distances = model.similarity(out_clean.logits, out.logits,
+                                            labels, info.partner, info.lam)
+      lam_y = label_weight(ratio, labels, labels_b)
+      total_weight = jax.lax.psum(
+          jnp.sum(lam_y * w_a + (1.0 - lam_y) * w_b), AXIS)
       per_sample = losses.mix_losses(per_label_loss(out.logits, labels),
                                      per_label_loss(out.logits, labels_b),
                                      lam_y, w_a, w_b)
       loss = jnp.sum(per_sample) / total_weight
-      return loss, (nnx.state(model, nnx.BatchStat), out.logits)
+      extra = {}
+      if use_sumix:
+        reg = sumix.uncertainty_regularizer(
+            distances, model.uncertainty(out_clean.features, out_clean.logits),
+            model.uncertainty(out.features, out.logits), labels, info.partner,
+            info.lam)
+        extra["sumix_regularizer"] = jnp.sum(reg) / global_batch
+        loss = loss + config.sumix.gamma * extra["sumix_regularizer"]
+      aux = (nnx.state(model, nnx.BatchStat), out.logits, lam_y, extra)
+      return loss, aux
 
-    (loss, (batch_stats, logits)), grads = jax.value_and_grad(
+    (loss, (batch_stats, logits, lam_y, extra)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     batch_stats = jax.lax.pmean(batch_stats, AXIS)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -158,6 +195,7 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
             jnp.mean(jnp.argmax(logits, -1) == dominant), AXIS),
         "label_weight": jax.lax.pmean(jnp.mean(lam_y), AXIS),
         "learning_rate": learning_rate_fn(state.step),
+        **{k: jax.lax.psum(v, AXIS) for k, v in extra.items()},
     }
     new_state = TrainState(params, batch_stats, opt_state, state.step + 1,
                            state.rng)

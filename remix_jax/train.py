@@ -29,6 +29,7 @@ from remix_jax import parallel
 from remix_jax import report
 from remix_jax import schedules
 from remix_jax import steps
+from remix_jax import sumix
 
 
 class _Interrupt:
@@ -57,12 +58,22 @@ def _dtype(name: str):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
-def create_model(config, num_classes: int) -> nnx.Module:
-  return models.create_model(
-      config.model, num_classes=num_classes,
-      rngs=nnx.Rngs(config.seed),
+def create_model(config, num_classes: int, *,
+                 per_device_batch: int) -> nnx.Module:
+  """The backbone of ``config.model``, wrapped with SUMix's heads when
+  ``config.sumix.enabled`` (``s`` defaults to the per-device batch)."""
+  rngs = nnx.Rngs(config.seed)
+  model = models.create_model(
+      config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
       dtype=_dtype(config.dtype))
+  if not config.sumix.enabled:
+    return model
+  return sumix.SUMixModel(
+      model, num_classes=num_classes,
+      scale=config.sumix.scale or per_device_batch,
+      is_norm=config.sumix.is_norm, learn_scale=config.sumix.learn_scale,
+      rngs=rngs)
 
 
 def initial_state(config, model, tx) -> steps.TrainState:
@@ -82,7 +93,8 @@ def build(config, mesh, *, num_classes: int, class_counts,
   Returns:
     ``(state, train_step, eval_step)``; see :mod:`remix_jax.steps`.
   """
-  model = create_model(config, num_classes)
+  model = create_model(config, num_classes,
+                       per_device_batch=config.batch_size // mesh.devices.size)
   model.eval()
   graphdef_eval = steps.split_model(model)[0]
   model.train()

@@ -29,8 +29,8 @@ def test_default_config_fields():
   with pytest.raises(TypeError):
     c.data_dir = 3
   assert data.SUPPORTED_DATASETS == (
-      "cifar10", "cifar100", "cifar10_jpeg", "cinic10", "i_naturalist2018",
-      "sklearn_digits")
+      "cifar10", "cifar100", "cifar10_jpeg", "cinic10", "tiny_imagenet",
+      "i_naturalist2018", "imagenet2012", "sklearn_digits")
 
 
 def test_import_is_light():
@@ -44,7 +44,8 @@ def test_import_is_light():
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(name="mnist"), "unknown dataset 'mnist'; supported: cifar10, "
-     "cifar100, cifar10_jpeg, cinic10, i_naturalist2018, sklearn_digits"),
+     "cifar100, cifar10_jpeg, cinic10, tiny_imagenet, i_naturalist2018, "
+     "imagenet2012, sklearn_digits"),
     (dict(rho=0.5), "config.data: rho=0.5 must be a finite number >= 1"),
     (dict(profile="linear"), "config.data: unknown long-tail profile "
      "'linear'; choose one of exp, step"),

@@ -7,8 +7,9 @@ checks names against this table before any data is touched.
 Per-channel mean/std are on the ``[0, 1]`` scale. CIFAR-10/100 use the values
 of LDAM-DRW's ``cifar_train.py`` (Cao et al. 2019); ``cifar10_jpeg`` uses the
 statistics of its own train split (``docs/datasets.md``); CINIC-10 the values
-published with the dataset (Darlow et al. 2018); iNaturalist the ImageNet
-values; digits the statistics of the 1,797 images scaled to ``[0, 1]``.
+published with the dataset (Darlow et al. 2018); Tiny-ImageNet, ImageNet and
+iNaturalist the ImageNet values; digits the statistics of the 1,797 images
+scaled to ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class DatasetSpec:
     eval_split: the tfds split evaluated on (CINIC-10: ``validation``, as in
       Remix; the others: ``test`` or ``validation``).
     in_memory: decode once and cache uint8 arrays in memory (and select the
-      long-tailed subset); ``False`` streams the split with tfds (iNat).
+      long-tailed subset); ``False`` streams the split with tfds (ImageNet,
+      iNat).
     longtail: build the long-tailed subset from ``rho``/``profile``; ``False``
       keeps every training image (the split is long-tailed already).
     source: one of ``download``, ``manual``, ``prepared``, ``generated``.
@@ -47,6 +49,8 @@ class DatasetSpec:
     resize_size: streamed evaluation: shorter side before the centre crop.
     download_host: host probed (3 s socket connect) before a download.
     manual_file: the archive expected in ``<data_dir>/downloads/manual``.
+    manual_extra: further archives the builder needs next to
+      ``manual_file`` (ImageNet's validation tar).
   """
 
   name: str
@@ -64,9 +68,17 @@ class DatasetSpec:
   resize_size: int = 0
   download_host: Optional[str] = None
   manual_file: Optional[str] = None
+  manual_extra: tuple[str, ...] = ()
 
 
-_CIFAR = dict(in_memory=True, longtail=True, pad=4, flip=True)
+#: In memory, long-tailed subset, pad-4 crop and flip (LDAM-DRW's CIFAR
+#: recipe; also Tiny-ImageNet's, until random-resized crops run in memory).
+_PAD_CROP = dict(in_memory=True, longtail=True, pad=4, flip=True)
+_IMAGENET_STATS = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+#: Streamed, every image kept, random-resized 224 crops (evaluation: resize
+#: 256, centre 224).
+_STREAMED = dict(in_memory=False, longtail=False, crop_size=224,
+                 resize_size=256, flip=True, **_IMAGENET_STATS)
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec for spec in [
@@ -74,29 +86,37 @@ DATASETS: dict[str, DatasetSpec] = {
             name="cifar10", tfds_name="cifar10", train_split="train",
             eval_split="test", source=DOWNLOAD,
             mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010),
-            download_host="www.cs.toronto.edu", **_CIFAR),
+            download_host="www.cs.toronto.edu", **_PAD_CROP),
         DatasetSpec(
             name="cifar100", tfds_name="cifar100", train_split="train",
             eval_split="test", source=DOWNLOAD,
             mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
-            download_host="www.cs.toronto.edu", **_CIFAR),
+            download_host="www.cs.toronto.edu", **_PAD_CROP),
         DatasetSpec(
             name="cifar10_jpeg", tfds_name="cifar10_jpeg", train_split="train",
             eval_split="test", source=PREPARED,
             mean=(0.4913, 0.4821, 0.4465), std=(0.2451, 0.2427, 0.2608),
-            **_CIFAR),
+            **_PAD_CROP),
         DatasetSpec(
             name="cinic10", tfds_name="cinic10", train_split="train",
             eval_split="validation", source=MANUAL,
             mean=(0.4789, 0.4723, 0.4305), std=(0.2421, 0.2383, 0.2587),
-            manual_file="CINIC-10.tar.gz", **_CIFAR),
+            manual_file="CINIC-10.tar.gz", **_PAD_CROP),
+        DatasetSpec(
+            name="tiny_imagenet", tfds_name="tiny_imagenet",
+            train_split="train", eval_split="validation", source=MANUAL,
+            manual_file="tiny-imagenet-200.zip", **_IMAGENET_STATS,
+            **_PAD_CROP),
         DatasetSpec(
             name="i_naturalist2018", tfds_name="i_naturalist2018",
-            train_split="train", eval_split="validation", in_memory=False,
-            longtail=False, source=DOWNLOAD,
-            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-            crop_size=224, resize_size=256, flip=True,
-            download_host="ml-inat-competition-datasets.s3.amazonaws.com"),
+            train_split="train", eval_split="validation", source=DOWNLOAD,
+            download_host="ml-inat-competition-datasets.s3.amazonaws.com",
+            **_STREAMED),
+        DatasetSpec(
+            name="imagenet2012", tfds_name="imagenet2012",
+            train_split="train", eval_split="validation", source=MANUAL,
+            manual_file="ILSVRC2012_img_train.tar",
+            manual_extra=("ILSVRC2012_img_val.tar",), **_STREAMED),
         DatasetSpec(
             name="sklearn_digits", tfds_name="sklearn_digits",
             train_split="train", eval_split="test", in_memory=True,

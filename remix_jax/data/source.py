@@ -6,8 +6,8 @@ data directory searched and how to prepare the dataset:
 * ``prepared`` datasets (``cifar10_jpeg``) must already be in ``data_dir``;
 * ``download`` datasets (CIFAR, iNat) probe the download host with a 3 s
   socket connect first, instead of tfds' minutes of download retries offline;
-* ``manual`` datasets (CINIC-10) need their archive in
-  ``<data_dir>/downloads/manual/``;
+* ``manual`` datasets (CINIC-10, Tiny-ImageNet, ImageNet) need their
+  archives in ``<data_dir>/downloads/manual/``;
 * ``generated`` datasets (digits) prepare themselves, offline.
 
 See ``docs/datasets.md`` for the preparation steps of each dataset.
@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Optional
 
 from remix_jax.data import registry
 
@@ -64,9 +65,12 @@ def network_available(host: str, port: int = 443,
   return bool(result and result[0])
 
 
-def manual_path(spec: registry.DatasetSpec, data_dir: str) -> str:
-  """Where tfds looks for ``spec``'s manually downloaded archive."""
-  return os.path.join(data_dir, "downloads", "manual", spec.manual_file)
+def manual_path(spec: registry.DatasetSpec, data_dir: str,
+                name: Optional[str] = None) -> str:
+  """Where tfds looks for ``spec``'s manually downloaded archive ``name``
+  (default: ``spec.manual_file``)."""
+  return os.path.join(data_dir, "downloads", "manual",
+                      name or spec.manual_file)
 
 
 def _where(spec, data_dir: str, origin: str) -> str:
@@ -93,12 +97,19 @@ def _check_can_prepare(spec, data_dir: str, origin: str) -> None:
         f"reached to download it; prepare it on a machine with network "
         f"access and copy {spec.tfds_name}/ into {data_dir}, or set "
         f"config.data.data_dir / TFDS_DATA_DIR (see {DOCS})")
-  if spec.source == registry.MANUAL and not os.path.isfile(
-      manual_path(spec, data_dir)):
+  if spec.source != registry.MANUAL:
+    return
+  # All archives are checked up front: tfds' imagenet2012 would otherwise
+  # prepare (for hours) without the split whose tar is missing.
+  missing = [name for name in (spec.manual_file, *spec.manual_extra)
+             if not os.path.isfile(manual_path(spec, data_dir, name))]
+  if missing:
+    paths = ", ".join(manual_path(spec, data_dir, name) for name in missing)
+    plural = len(missing) > 1
     raise FileNotFoundError(
-        f"{_where(spec, data_dir, origin)} and the manual download "
-        f"{manual_path(spec, data_dir)} is missing; download "
-        f"{spec.manual_file} there (see {DOCS})")
+        f"{_where(spec, data_dir, origin)} and the manual "
+        f"download{'s' if plural else ''} {paths} {'are' if plural else 'is'} "
+        f"missing; download {', '.join(missing)} there (see {DOCS})")
 
 
 def load_builder(spec: registry.DatasetSpec, data_dir: str, origin: str):
@@ -110,7 +121,8 @@ def load_builder(spec: registry.DatasetSpec, data_dir: str, origin: str):
   if spec.source == registry.PREPARED:
     _check_prepared_dir(spec, data_dir, origin)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  # Importing the builders registers cinic10 and sklearn_digits with tfds.
+  # Importing the builders registers cinic10, sklearn_digits and
+  # tiny_imagenet with tfds.
   from remix_jax.data import builders  # noqa: F401
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if not builder.is_prepared():

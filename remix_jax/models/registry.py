@@ -13,6 +13,7 @@ from remix_jax.models import resnet
 MODELS: dict[str, resnet.ResNetSpec] = {
     "resnet32": resnet.RESNET32,
     "resnet18": resnet.RESNET18,
+    "resnet18_imagenet": resnet.RESNET18_IMAGENET,
     "resnet50": resnet.RESNET50,
     "tiny_resnet": resnet.TINY_RESNET,
 }
@@ -25,7 +26,9 @@ def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
 
   Args:
     name: ``resnet32`` (CIFAR-LT, Cao et al. 2019), ``resnet18`` (CINIC-10,
-      CIFAR-100), ``resnet50`` (iNaturalist, 224×224) or ``tiny_resnet``.
+      CIFAR-100, Tiny-ImageNet; 3×3 stem), ``resnet18_imagenet`` (7×7 stem +
+      max-pool, ImageNet), ``resnet50`` (iNaturalist, 224×224) or
+      ``tiny_resnet``.
     num_classes: number of classes ``C``.
     rngs: parameter RNGs.
     normalized_classifier: cosine classifier for LDAM (Cao et al. 2019).

@@ -166,6 +166,10 @@ RESNET18 = ResNetSpec(
     widths=(64, 128, 256, 512), stem_width=64, stem="cifar", shortcut="B",
     conv_init_mode="fan_out", linear_init="torch")
 
+#: ImageNet ResNet-18 (torchvision): 7×7/2 stem + max-pool, 4×2 BasicBlocks
+#: 64…512 (SUMix's ImageNet-1K runs).
+RESNET18_IMAGENET = dataclasses.replace(RESNET18, stem="imagenet")
+
 #: ImageNet ResNet-50 (torchvision v1.5): 7×7/2 stem + max-pool, Bottleneck
 #: blocks 3/4/6/3, output 2048 channels.
 RESNET50 = ResNetSpec(

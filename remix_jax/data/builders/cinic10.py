@@ -19,11 +19,9 @@ into ``<data_dir>/downloads/manual/``. The archive holds
 
 from __future__ import annotations
 
-import io
-import posixpath
-
-import numpy as np
 import tensorflow_datasets as tfds
+
+from remix_jax.data.builders import archive as archive_lib
 
 ARCHIVE = "CINIC-10.tar.gz"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
@@ -35,20 +33,13 @@ SPLIT_FOLDERS = {"train": "train", "validation": "valid", "test": "test"}
 def parse_member(path: str):
   """``(folder, class, file)`` of an archive member ``…/folder/class/x.png``,
   or ``None`` for anything else."""
-  parts = posixpath.normpath(path.replace("\\", "/")).split("/")
+  parts = archive_lib.path_parts(path)
   if len(parts) < 3 or not parts[-1].lower().endswith(".png"):
     return None
   folder, cls, name = parts[-3:]
   if folder not in SPLIT_FOLDERS.values() or cls not in CLASSES:
     return None
   return folder, cls, name
-
-
-def decode_png(data: bytes) -> np.ndarray:
-  """``uint8 [H, W, 3]`` from PNG bytes (grey or palette → RGB)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  with Image.open(io.BytesIO(data)) as im:
-    return np.asarray(im.convert("RGB"), np.uint8)
 
 
 class Cinic10(tfds.core.GeneratorBasedBuilder):
@@ -80,10 +71,8 @@ class Cinic10(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    archive = dl_manager.manual_dir / ARCHIVE
-    if not archive.exists():
-      raise FileNotFoundError(f"{archive} not found; "
-                              f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    archive = archive_lib.manual_archive(dl_manager, ARCHIVE,
+                                         self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     return {split: self._generate_examples(dl_manager.iter_archive(archive),
                                            folder)
             for split, folder in SPLIT_FOLDERS.items()}
@@ -94,5 +83,5 @@ class Cinic10(tfds.core.GeneratorBasedBuilder):
       if parsed is None or parsed[0] != folder:
         continue
       key = "/".join(parsed)
-      yield key, {"id": key, "image": decode_png(fobj.read()),
+      yield key, {"id": key, "image": archive_lib.decode_rgb(fobj.read()),
                   "label": parsed[1]}

@@ -1,0 +1,299 @@
+"""SUMix: a mix ratio recomputed from the network's predictions, and an
+uncertainty regularizer (Qin et al., "SUMix: Mixup with Semantic and
+Uncertain Information", ECCV 2024, arXiv:2407.07805).
+
+Notation as in the released code (``ClsUncertainMixupHead.IN_loss``): a batch
+of clean images ``x_a`` with labels ``y_a``, partners ``π`` (``y_b = y_a[π]``),
+the base mixer's area-corrected ratio ``λ`` (per sample), clean logits ``z_a``
+and mixed logits ``z_m``; ``sg`` is stop-gradient and ``s`` a scale (the
+per-device batch size in the released code).
+
+1. ``p_a = softmax(sg z_a)``, ``p_m = softmax(sg z_m)``, ``p_b = p_a[π]``.
+2. ``p̂_a = p_a`` with column ``y_b`` zeroed, ``p̂_b = p_b`` with column ``y_a``
+   zeroed (per row).
+3. ``A_a = s · ℓ2norm_row(softmax_row(p_m − p̂_a))``, ``A_b`` likewise.
+4. ``w_a = exp(−A_a[y_a])``, ``w_b = exp(−A_b[y_b])`` and
+   ``λ̃ = λ·w_a / (λ·w_a + (1 − λ)·w_b)``.
+5. The uncertainty vectors ``u = ℓ2norm(softmax(W_u·h + b_u))`` of the clean
+   and mixed pooled features give ``β_a = u_a + u_m``, ``β_b = u_a[π] + u_m``
+   and ``R = λ·CE(exp(−(A_a + β_a)), y_a) + (1 − λ)·CE(exp(−(A_b + β_b)),
+   y_b)`` (``exp(−(A + β))`` used as logits, the ORIGINAL λ).
+6. ``L = λ̃-weighted CE(z_m; y_a, y_b) + γ·R``.
+
+λ̃ carries no gradient (the probabilities are stop-gradient); R reaches the
+network only through ``u``.
+
+Direction of the rule (an analysis of the formula, see the README): ``A_a``
+is large on the own class when the mixed prediction of ``y_a`` stays close to
+its clean prediction, so ``w_a`` is small and λ̃ moves TOWARDS the partner
+whose prediction changed more; with ``s`` = batch size 100 it saturates. We
+implement the rule as released and keep ``s`` a config field.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from remix_jax import losses
+
+REDUCTIONS = ("official", "per_sample")
+
+
+def _l2_normalize(x: jax.Array) -> jax.Array:
+  """Row-wise ``x / max(‖x‖₂, 1e-12)`` (PyTorch's ``F.normalize``)."""
+  norm = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+  return x / jnp.maximum(norm, 1e-12)
+
+
+def _zero_column(p: jax.Array, column: jax.Array) -> jax.Array:
+  """``p`` with ``p[i, column[i]] = 0`` for every row ``i``."""
+  return p * (1.0 - jax.nn.one_hot(column, p.shape[-1], dtype=p.dtype))
+
+
+def _take(x: jax.Array, labels: jax.Array) -> jax.Array:
+  return jnp.take_along_axis(x, labels[:, None], axis=-1)[:, 0]
+
+
+class Distances(NamedTuple):
+  """The semantic distance matrices of step 3 (both ``[B, C]``, no gradient
+  from the logits)."""
+
+  a: jax.Array
+  b: jax.Array
+
+
+def semantic_distances(logits_clean: jax.Array, logits_mixed: jax.Array,
+                       labels: jax.Array, partner: jax.Array,
+                       scale) -> Distances:
+  """``A_a, A_b = s · ℓ2norm_row(softmax_row(p_m − p̂))`` (steps 1–3).
+
+  Args:
+    logits_clean: ``[B, C]`` logits of the clean batch.
+    logits_mixed: ``[B, C]`` logits of the mixed batch.
+    labels: ``[B]`` clean labels ``y_a``.
+    partner: ``[B]`` permutation ``π``.
+    scale: ``s`` (float or a scalar array; the learnable scale of
+      :class:`SimilarityHead` passes an array that may carry a gradient).
+
+  Returns:
+    :class:`Distances` ``(A_a, A_b)``.
+  """
+  p_a = jax.nn.softmax(jax.lax.stop_gradient(logits_clean).astype(jnp.float32))
+  p_m = jax.nn.softmax(jax.lax.stop_gradient(logits_mixed).astype(jnp.float32))
+  labels_b = labels[partner]
+  p_b = p_a[partner]  # taken before p_a is masked, as released
+  p_hat_a = _zero_column(p_a, labels_b)
+  p_hat_b = _zero_column(p_b, labels)
+  dist = lambda p_hat: _l2_normalize(jax.nn.softmax(p_m - p_hat, axis=-1))
+  return Distances(scale * dist(p_hat_a), scale * dist(p_hat_b))
+
+
+def ratio_from_distances(distances: Distances, labels: jax.Array,
+                         partner: jax.Array, lam: jax.Array) -> jax.Array:
+  """``λ̃ = λ·w_a / (λ·w_a + (1 − λ)·w_b)`` with ``w = exp(−A[y])`` (step 4).
+
+  Evaluated in log space, ``λ̃ = exp(log λ − A_a[y_a] − logaddexp(log λ −
+  A_a[y_a], log(1 − λ) − A_b[y_b]))``, so it stays finite when both weights
+  underflow (the released code divides ``0/0`` there) and gives exactly 0 or 1
+  for ``λ`` = 0 or 1.
+  """
+  lam = jnp.asarray(lam, jnp.float32)
+  a = jax.lax.stop_gradient(_take(distances.a, labels))
+  b = jax.lax.stop_gradient(_take(distances.b, labels[partner]))
+  log_a = jnp.log(lam) - a
+  log_b = jnp.log1p(-lam) - b
+  return jnp.exp(log_a - jnp.logaddexp(log_a, log_b))
+
+
+def sumix_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
+                labels: jax.Array, partner: jax.Array, lam: jax.Array, *,
+                scale) -> jax.Array:
+  """SUMix's recomputed mix ratio λ̃ (steps 1–4 of the module docstring).
+
+  Args:
+    logits_clean: ``[B, C]`` logits of the clean batch.
+    logits_mixed: ``[B, C]`` logits of the mixed batch.
+    labels: ``[B]`` clean labels (``y_b = labels[partner]``).
+    partner: ``[B]`` the mixer's permutation ``π``.
+    lam: ``[B]`` the per-sample, area-corrected λ of the base mixer (the
+      weight of sample i's own image).
+    scale: ``s``; the released code uses the per-device batch size.
+
+  Returns:
+    ``[B] float32`` λ̃, the weight of ``y_a`` (stop-gradient).
+  """
+  distances = semantic_distances(logits_clean, logits_mixed, labels, partner,
+                                 jax.lax.stop_gradient(scale))
+  return ratio_from_distances(distances, labels, partner, lam)
+
+
+def uncertainty_regularizer(distances: Distances, u_clean: jax.Array,
+                            u_mixed: jax.Array, labels: jax.Array,
+                            partner: jax.Array, lam: jax.Array) -> jax.Array:
+  """Per-sample uncertainty term ``R_i`` (step 5).
+
+  ``R_i = λ_i·CE(exp(−(A_a + β_a)), y_a) + (1 − λ_i)·CE(exp(−(A_b + β_b)),
+  y_b)`` with ``β_a = u_clean + u_mixed`` and ``β_b = u_clean[π] + u_mixed``.
+  The batch mean of ``R_i`` is the released ``R`` (its λ is one per batch).
+  ``A`` carries no gradient from the logits; ``u`` does.
+
+  Args:
+    distances: :class:`Distances` from :func:`semantic_distances`.
+    u_clean: ``[B, C]`` uncertainty vectors of the clean batch.
+    u_mixed: ``[B, C]`` uncertainty vectors of the mixed batch.
+    labels: ``[B]`` clean labels.
+    partner: ``[B]`` permutation.
+    lam: ``[B]`` the base mixer's λ (not λ̃).
+
+  Returns:
+    ``[B] float32``.
+  """
+  u_clean = u_clean.astype(jnp.float32)
+  u_mixed = u_mixed.astype(jnp.float32)
+  lam = jnp.asarray(lam, jnp.float32)
+  s_a = jnp.exp(-(distances.a + u_clean + u_mixed))
+  s_b = jnp.exp(-(distances.b + u_clean[partner] + u_mixed))
+  return (lam * losses.cross_entropy(s_a, labels) +
+          (1.0 - lam) * losses.cross_entropy(s_b, labels[partner]))
+
+
+def reduce_ratio(lam_y: jax.Array, reduction: str) -> jax.Array:
+  """The per-sample label weight the loss uses.
+
+  ``'per_sample'`` keeps ``λ̃_i``. ``'official'`` replaces every ``λ̃_i`` by the
+  (per-device) batch mean: the released loss is ``mean_i[λ̃_i·CE̅_a + (1 −
+  λ̃_i)·CE̅_b]`` over batch-mean CEs, which equals ``λ̄·CE̅_a + (1 − λ̄)·CE̅_b``
+  — the same loss as every sample weighted by ``λ̄``.
+  """
+  if reduction == "per_sample":
+    return lam_y
+  if reduction == "official":
+    return jnp.broadcast_to(jnp.mean(lam_y), lam_y.shape)
+  raise ValueError(f"unknown SUMix reduction {reduction!r}; choose one of "
+                   f"{', '.join(REDUCTIONS)}")
+
+
+def sumix_loss(logits_clean: jax.Array, logits_mixed: jax.Array,
+               u_clean: jax.Array, u_mixed: jax.Array, labels: jax.Array,
+               partner: jax.Array, lam: jax.Array, *, scale, gamma: float,
+               reduction: str = "official") -> jax.Array:
+  """The whole SUMix objective for a drop-in train step (step 6).
+
+  ``L = mean_i[λ̃'_i·CE(z_m, y_a) + (1 − λ̃'_i)·CE(z_m, y_b)] + γ·mean_i R_i``
+  with ``λ̃' = reduce_ratio(λ̃, reduction)``.
+
+  Args:
+    logits_clean, logits_mixed: ``[B, C]`` logits of the two passes.
+    u_clean, u_mixed: ``[B, C]`` uncertainty vectors (:class:`UncertaintyHead`).
+    labels: ``[B]`` clean labels.
+    partner: ``[B]`` permutation.
+    lam: ``[B]`` the base mixer's area-corrected λ.
+    scale: ``s`` (the released code: the per-device batch size).
+    gamma: ``γ`` (0.5 on CIFAR-100, 1.0 on Tiny-ImageNet).
+    reduction: ``'official'`` or ``'per_sample'`` (:func:`reduce_ratio`).
+
+  Returns:
+    The scalar loss.
+  """
+  distances = semantic_distances(logits_clean, logits_mixed, labels, partner,
+                                 scale)
+  lam_y = reduce_ratio(ratio_from_distances(distances, labels, partner, lam),
+                       reduction)
+  ce = losses.soft_cross_entropy(logits_mixed, labels, labels[partner], lam_y)
+  reg = uncertainty_regularizer(distances, u_clean, u_mixed, labels, partner,
+                                lam)
+  return jnp.mean(ce) + gamma * jnp.mean(reg)
+
+
+class UncertaintyHead(nnx.Module):
+  """``u = ℓ2norm(softmax(W_u·h + b_u))`` on the pooled features ``h``.
+
+  ``W_u`` and ``b_u`` are initialised normal(std 0.01), like the classifier of
+  the released head. With ``is_norm=False`` (the released ImageNet setting)
+  the head has no parameters and ``u`` is the classifier's logits.
+
+  Args:
+    feature_dim: ``D``, the backbone's pooled feature size.
+    num_classes: ``C``.
+    is_norm: learn ``W_u`` (True) or reuse the logits (False).
+    rngs: parameter rngs.
+  """
+
+  def __init__(self, feature_dim: int, num_classes: int, *, is_norm: bool,
+               rngs: nnx.Rngs):
+    self.is_norm = is_norm
+    self.linear = (nnx.Linear(
+        feature_dim, num_classes, rngs=rngs,
+        kernel_init=nnx.initializers.normal(0.01),
+        bias_init=nnx.initializers.zeros_init()) if is_norm else None)
+
+  def __call__(self, features: jax.Array, logits: jax.Array) -> jax.Array:
+    if not self.is_norm:
+      return logits
+    z = self.linear(features.astype(jnp.float32))
+    return _l2_normalize(jax.nn.softmax(z, axis=-1))
+
+
+class SimilarityHead(nnx.Module):
+  """Computes the semantic distances and λ̃ from clean and mixed logits.
+
+  As released it has no parameters: ``s`` is a constant (the per-device
+  batch size by default). ``learn_scale=True`` is our extension: ``s =
+  exp(log_s)`` with ``log_s`` an ``nnx.Param`` initialised to ``log(scale)``.
+  Because λ̃ is stop-gradient, a learned ``s`` is trained only through the
+  regularizer ``R`` (where ``A`` appears inside ``exp(−(A + β))``).
+
+  Args:
+    scale: the initial (or fixed) ``s``.
+    learn_scale: make ``log s`` a parameter.
+  """
+
+  def __init__(self, scale: float, *, learn_scale: bool = False):
+    if scale <= 0:
+      raise ValueError(f"SUMix scale={scale} must be > 0")
+    self.learn_scale = learn_scale
+    if learn_scale:
+      self.log_scale = nnx.Param(jnp.log(jnp.asarray(scale, jnp.float32)))
+    else:
+      self.scale = float(scale)
+
+  def __call__(self, logits_clean, logits_mixed, labels, partner, lam):
+    """``(λ̃ [B], Distances)``; see :func:`sumix_ratio`."""
+    scale = (jnp.exp(self.log_scale[...]) if self.learn_scale else self.scale)
+    distances = semantic_distances(logits_clean, logits_mixed, labels,
+                                   partner, scale)
+    return ratio_from_distances(distances, labels, partner, lam), distances
+
+
+class SUMixModel(nnx.Module):
+  """A backbone with SUMix's uncertainty and similarity heads.
+
+  ``model(x, mix=…)`` is the backbone's ``ModelOutput`` (evaluation uses only
+  it); ``model.uncertainty`` and ``model.similarity`` are the heads. Exposes
+  the backbone's ``num_mix_layers`` and ``feature_dim``.
+
+  Args:
+    backbone: any model of :mod:`remix_jax.models`.
+    num_classes: ``C``.
+    scale: SUMix's ``s``.
+    is_norm: see :class:`UncertaintyHead`.
+    learn_scale: see :class:`SimilarityHead`.
+    rngs: parameter rngs for the uncertainty head.
+  """
+
+  def __init__(self, backbone: nnx.Module, *, num_classes: int, scale: float,
+               is_norm: bool = True, learn_scale: bool = False,
+               rngs: nnx.Rngs):
+    self.backbone = backbone
+    self.num_mix_layers = backbone.num_mix_layers
+    self.feature_dim = backbone.feature_dim
+    self.uncertainty = UncertaintyHead(backbone.feature_dim, num_classes,
+                                       is_norm=is_norm, rngs=rngs)
+    self.similarity = SimilarityHead(scale, learn_scale=learn_scale)
+
+  def __call__(self, x: jax.Array, *, mix=None):
+    return self.backbone(x, mix=mix)
