@@ -7,7 +7,9 @@ Uses the trainer's own step (``remix_jax.train.build``: model, mixer, Remix
 label rule off, loss, SGD-momentum update, data-parallel ``shard_map``) on
 random data. Prints, per mixer, the compile time (first call), the median
 time of one step after warm-up, images/s, and the mixer's share of the step
-(``1 − t_erm / t_mixer``); then eval (forward) images/s.
+(``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
+pass), SUMix's step time as a multiple of its base mixer's, then eval
+(forward) images/s.
 """
 
 import argparse
@@ -26,7 +28,7 @@ from remix_jax import parallel
 from remix_jax import train
 
 MIXERS = ("erm", "mixup", "cutmix", "saliencymix", "fmix", "resizemix",
-          "manifold_mixup")
+          "manifold_mixup", "cutmix_sumix")
 COUNTS = np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])
 
 
@@ -89,15 +91,20 @@ def main():
         f"float32, median of {args.iters} steps after warm-up")
   print("| method | compile (s) | step (ms) | images/s | mixer share |")
   print("|---|---|---|---|---|")
-  base = None
+  base, times = None, {}
   for name in names:
     r = time_train_step(name, args, images, labels)
     base = base or r
+    times[name] = r["step_s"]
     share = ("–" if name == "erm" else
              f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
     print(f"| {name} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | "
           f"{args.batch / r['step_s']:.0f} | {share} |", flush=True)
-  print(f"eval (forward) ResNet step: {1e3 * base['eval_s']:.0f} ms, "
+  for name, t in times.items():
+    if name.endswith("_sumix") and name[:-len("_sumix")] in times:
+      mixer = name[:-len("_sumix")]
+      print(f"SUMix step / {mixer} step: {t / times[mixer]:.2f}x")
+  print(f"eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
         f"{args.batch / base['eval_s']:.0f} images/s")
 
 
