@@ -39,8 +39,8 @@ def main():
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, batch "
         f"{args.batch}x{args.size}x{args.size}x3 float32, median of "
         f"{args.iters} calls after warm-up")
-  print(f"| mixer | per batch (µs) | per sample (µs) |")
-  print(f"|---|---|---|")
+  print("| mixer | per batch (µs) | per sample (µs) |")
+  print("|---|---|---|")
   for name in ["mixup", "cutmix", "saliencymix", "fmix", "resizemix",
                "manifold_mixup"]:
     row = []

@@ -8,6 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
+import data_helpers
 from remix_jax import data
 from remix_jax.data import source
 from remix_jax.data.builders import cinic10
@@ -16,17 +17,11 @@ SPLIT_VALUE = {"train": 0, "valid": 100, "test": 200}
 PER_CLASS = 3
 
 
-def config(**overrides):
-  c = data.default_data_config()
-  c.update(overrides)
-  return c
+config = data_helpers.data_config
 
 
 def png(pixels) -> bytes:
-  from PIL import Image
-  buf = io.BytesIO()
-  Image.fromarray(pixels).save(buf, format="PNG")
-  return buf.getvalue()
+  return data_helpers.encode_image(pixels, "PNG")
 
 
 def file_names(cls):

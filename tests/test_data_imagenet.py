@@ -1,13 +1,13 @@
 """Tiny-ImageNet from a tiny generated zip in the official layout; ImageNet's
 one-line errors before preparation (no data, no network)."""
 
-import io
 import os
 import zipfile
 
 import numpy as np
 import pytest
 
+import data_helpers
 from remix_jax import data
 from remix_jax.data import source
 from remix_jax.data.builders import tiny_imagenet
@@ -22,17 +22,11 @@ GREY = (1, 0)  # (label, k) of the greyscale training image
 GREY_VALUE = 77
 
 
-def config(**overrides):
-  c = data.default_data_config()
-  c.update(overrides)
-  return c
+config = data_helpers.data_config
 
 
 def jpeg(pixels) -> bytes:
-  from PIL import Image
-  buf = io.BytesIO()
-  Image.fromarray(pixels).save(buf, format="JPEG", quality=95)
-  return buf.getvalue()
+  return data_helpers.encode_image(pixels, "JPEG")
 
 
 def flat(red, green):

@@ -1,5 +1,5 @@
-"""Helpers shared by the builders that read a manually downloaded archive
-(``cinic10``, ``tiny_imagenet``)."""
+"""Helpers shared by the project's tfds builders (``cinic10``,
+``tiny_imagenet``, ``sklearn_digits``)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,33 @@ def manual_archive(dl_manager, name: str, instructions: str):
   if not archive.exists():
     raise FileNotFoundError(f"{archive} not found; {instructions}")
   return archive
+
+
+def image_classification_info(builder, *, image_shape, label_names=None,
+                              homepage: str, citation: str = ""):
+  """The ``DatasetInfo`` of an image-classification builder: features
+  ``id`` (text), ``image`` and ``label``; examples kept in generation order.
+
+  Args:
+    builder: the ``GeneratorBasedBuilder`` (its module docstring becomes the
+      description).
+    image_shape: ``(H, W, C)``.
+    label_names: class names, or ``None`` to set them when preparing.
+    homepage: the dataset's home page.
+    citation: BibTeX.
+  """
+  import sys  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds.core.DatasetInfo(
+      builder=builder,
+      description=sys.modules[type(builder).__module__].__doc__,
+      features=tfds.features.FeaturesDict({
+          "id": tfds.features.Text(),
+          "image": tfds.features.Image(shape=tuple(image_shape)),
+          "label": tfds.features.ClassLabel(names=label_names),
+      }),
+      supervised_keys=("image", "label"),
+      homepage=homepage,
+      citation=citation,
+      disable_shuffling=True,
+  )

@@ -53,22 +53,13 @@ class Cinic10(tfds.core.GeneratorBasedBuilder):
       "<data_dir>/downloads/manual/.")
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "id": tfds.features.Text(),
-            "image": tfds.features.Image(shape=(32, 32, 3)),
-            "label": tfds.features.ClassLabel(names=CLASSES),
-        }),
-        supervised_keys=("image", "label"),
+    return archive_lib.image_classification_info(
+        self, image_shape=(32, 32, 3), label_names=CLASSES,
         homepage="https://github.com/BayesWatch/cinic-10",
         citation="@article{darlow2018cinic, title={CINIC-10 is not ImageNet "
                  "or CIFAR-10}, author={Darlow, Luke N. and Crowley, Elliot "
                  "J. and Antoniou, Antreas and Storkey, Amos J.}, "
-                 "journal={arXiv:1810.03505}, year={2018}}",
-        disable_shuffling=True,
-    )
+                 "journal={arXiv:1810.03505}, year={2018}}")
 
   def _split_generators(self, dl_manager):
     archive = archive_lib.manual_archive(dl_manager, ARCHIVE,

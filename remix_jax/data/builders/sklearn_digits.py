@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
+from remix_jax.data.builders import archive as archive_lib
+
 #: Seed and fraction of the fixed train/test split.
 SPLIT_SEED = 0
 TRAIN_FRACTION = 0.75
@@ -40,20 +42,10 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Seeded 75/25 train/test split."}
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "id": tfds.features.Text(),
-            "image": tfds.features.Image(shape=(8, 8, 1)),
-            "label": tfds.features.ClassLabel(
-                names=[str(d) for d in range(10)]),
-        }),
-        supervised_keys=("image", "label"),
+    return archive_lib.image_classification_info(
+        self, image_shape=(8, 8, 1), label_names=[str(d) for d in range(10)],
         homepage="https://scikit-learn.org/stable/modules/generated/"
-                 "sklearn.datasets.load_digits.html",
-        disable_shuffling=True,
-    )
+                 "sklearn.datasets.load_digits.html")
 
   def _split_generators(self, dl_manager):
     del dl_manager  # bundled with scikit-learn: nothing to download

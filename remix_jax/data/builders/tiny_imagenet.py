@@ -87,22 +87,12 @@ class TinyImagenet(tfds.core.GeneratorBasedBuilder):
       "<data_dir>/downloads/manual/.")
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "id": tfds.features.Text(),
-            "image": tfds.features.Image(shape=(64, 64, 3)),
-            # Names are set from the archive's wnids.txt when preparing.
-            "label": tfds.features.ClassLabel(),
-        }),
-        supervised_keys=("image", "label"),
-        homepage="http://cs231n.stanford.edu/",
+    # Label names are set from the archive's wnids.txt when preparing.
+    return archive_lib.image_classification_info(
+        self, image_shape=(64, 64, 3), homepage="http://cs231n.stanford.edu/",
         citation="@article{le2015tiny, title={Tiny ImageNet Visual "
                  "Recognition Challenge}, author={Le, Ya and Yang, Xuan}, "
-                 "journal={CS 231N}, year={2015}}",
-        disable_shuffling=True,
-    )
+                 "journal={CS 231N}, year={2015}}")
 
   def _split_generators(self, dl_manager):
     archive = archive_lib.manual_archive(dl_manager, ARCHIVE,
