@@ -1,7 +1,7 @@
 """Short-schedule comparison: CutMix vs CutMix+SUMix vs SUMix×Remix on
 CIFAR-10-LT (cifar10_jpeg, exponential ρ = 100, LDAM split).
 
-    python benchmarks/sumix_compare.py [--epochs 4] [--data_dir ../shared/tfds]
+    python benchmarks/sumix_compare.py [--epochs 3] [--data_dir ../shared/tfds]
         [--workdir runs/sumix_compare]
 
 Each method trains ResNet-32 with the ``cpu30`` recipe shortened to
@@ -41,7 +41,7 @@ def config_for(method: str, epochs: int, data_dir: str):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--epochs", type=int, default=4)
+  parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--data_dir", default=os.environ.get(
       "TFDS_DATA_DIR", str(DEFAULT_DIR)))
   parser.add_argument("--workdir", default="runs/sumix_compare")

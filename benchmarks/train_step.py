@@ -9,7 +9,10 @@ random data. Prints, per mixer, the compile time (first call), the median
 time of one step after warm-up, images/s, and the mixer's share of the step
 (``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
 pass), SUMix's step time as a multiple of its base mixer's, then eval
-(forward) images/s.
+(forward) images/s. When torch is installed (optional: ``pip install
+torch==2.13.0``), the same network in PyTorch eager ``channels_last``
+(``benchmarks/torch_reference.py``) is timed in the same run and the JAX /
+PyTorch ratios are printed.
 """
 
 import argparse
@@ -23,9 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import cifar_lt
-from remix_jax import parallel
-from remix_jax import train
+from configs import cifar_lt  # noqa: E402
+from remix_jax import parallel  # noqa: E402
+from remix_jax import train  # noqa: E402
+
+import torch_reference  # noqa: E402  (benchmarks/, beside this file)
 
 MIXERS = ("erm", "mixup", "cutmix", "saliencymix", "fmix", "resizemix",
           "manifold_mixup", "cutmix_sumix")
@@ -80,6 +85,8 @@ def main():
   parser.add_argument("--model", default="resnet32")
   parser.add_argument("--mixers", default=",".join(MIXERS),
                       help="comma-separated methods (erm is always timed)")
+  parser.add_argument("--no_torch", action="store_true",
+                      help="skip the PyTorch reference")
   args = parser.parse_args()
   rng = np.random.RandomState(0)
   images = rng.randn(args.batch, 32, 32, 3).astype(np.float32)
@@ -104,8 +111,24 @@ def main():
     if name.endswith("_sumix") and name[:-len("_sumix")] in times:
       mixer = name[:-len("_sumix")]
       print(f"SUMix step / {mixer} step: {t / times[mixer]:.2f}x")
+  jax_eval = args.batch / base["eval_s"]
   print(f"eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
-        f"{args.batch / base['eval_s']:.0f} images/s")
+        f"{jax_eval:.0f} images/s")
+  if args.no_torch or args.model != "resnet32":
+    return
+  if not torch_reference.available():
+    print("PyTorch reference skipped: torch is not installed "
+          "(pip install torch==2.13.0, the CPU build)")
+    return
+  ref = torch_reference.time_resnet32(args.batch, args.iters)
+  jax_train = args.batch / base["step_s"]
+  torch_train = args.batch / ref["step_s"]
+  torch_eval = args.batch / ref["eval_s"]
+  print(f"PyTorch {ref['version']} eager channels_last ResNet-32 "
+        f"({ref['threads']} threads): train {torch_train:.0f} images/s, "
+        f"eval {torch_eval:.0f} images/s")
+  print(f"ratio JAX/PyTorch: train {jax_train / torch_train:.2f}x, "
+        f"eval {jax_eval / torch_eval:.2f}x (erm step)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""Runs a reproduction table of the Remix paper and writes its report.
+
+    python benchmarks/reproduce.py --table cpu30 [--runs_dir runs/reproduce]
+        [--results_dir results] [--data_dir ../shared/tfds] [--only M1,M2]
+        [--dry_run | --report_only] [--examples]
+
+Each (method, seed) of the table (``remix_jax.reproduce.TABLES``) trains in
+its own workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_
+<protocol>_s<seed>``; finished runs (``results.json``) are skipped and the
+others resume from their checkpoints. After every run, and at the end,
+``<results_dir>/<table>.md``/``.json`` (ours next to the paper's numbers, the
+paper's orderings) and the per-class and head/mid/tail plots are rewritten.
+
+  --only         train only these methods (the report still covers the table)
+  --dry_run      list the runs and their status; train and write nothing
+  --report_only  write the report from what is on disk; train nothing
+  --examples     write <results_dir>/mixed_examples.png (the mixers on the
+                 first 16 training images of cifar10_jpeg); with no --table,
+                 only that
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import cifar_lt  # noqa: E402
+from remix_jax import reproduce  # noqa: E402
+
+DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+
+
+def write_examples(path: str, data_dir: str, dataset: str = "cifar10_jpeg",
+                   num_images: int = 16) -> None:
+  """The mixer grid (``plots.mixed_examples_grid``) on the first
+  ``num_images`` training images (epoch 0's first batch) of ``dataset``."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from remix_jax import data  # pylint: disable=g-import-not-at-top
+  from remix_jax import plots  # pylint: disable=g-import-not-at-top
+  from remix_jax.data import registry  # pylint: disable=g-import-not-at-top
+
+  cfg = cifar_lt.get_config(f"dataset={dataset}")
+  cfg.data.data_dir = data_dir
+  train_data = data.create_train_data(cfg.data, global_batch_size=num_images)
+  batch = next(iter(train_data.iterate(0)))
+  spec = registry.get_spec(dataset)
+  images = batch["image"] * np.asarray(spec.std) + np.asarray(spec.mean)
+  plots.mixed_examples_grid(path, images, batch["label"],
+                            train_data.class_counts, train_data.class_names)
+  print(f"wrote {path}")
+
+
+def train_runs(runs, data_dir: str, on_finished) -> bool:
+  """Trains each run that is not finished; ``False`` if one was interrupted
+  (SIGTERM), after which the rest are left alone."""
+  from remix_jax import train  # pylint: disable=g-import-not-at-top
+  for run in runs:
+    if run.state == reproduce.FINISHED:
+      continue
+    print(f"== {run.workdir}: {run.describe()}", flush=True)
+    config = cifar_lt.get_config(run.cell.config_arg(run.seed))
+    config.data.data_dir = data_dir
+    result = train.train_and_evaluate(config, run.workdir)
+    if result.get("interrupted"):
+      print(f"interrupted at step {result['step']}; re-run to resume")
+      return False
+    on_finished()
+  return True
+
+
+def main():
+  parser = argparse.ArgumentParser(
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--table", choices=sorted(reproduce.TABLES))
+  parser.add_argument("--runs_dir", default="runs/reproduce")
+  parser.add_argument("--results_dir", default="results")
+  parser.add_argument("--data_dir", default=os.environ.get(
+      "TFDS_DATA_DIR", str(DEFAULT_DATA_DIR)))
+  parser.add_argument("--only", default="",
+                      help="comma-separated methods to train")
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument("--dry_run", action="store_true")
+  mode.add_argument("--report_only", action="store_true")
+  parser.add_argument("--examples", action="store_true")
+  args = parser.parse_args()
+  if args.table is None and not args.examples:
+    parser.error("give --table (and/or --examples)")
+
+  if args.examples and not args.dry_run:
+    os.makedirs(args.results_dir, exist_ok=True)
+    write_examples(os.path.join(args.results_dir, "mixed_examples.png"),
+                   args.data_dir)
+  if args.table is None:
+    return
+
+  cells = reproduce.get_table(args.table)
+  only = [m for m in args.only.split(",") if m]
+  unknown = sorted(set(only) - {c.method for c in cells})
+  if unknown:
+    parser.error(f"--only: {', '.join(unknown)} not in table {args.table} "
+                 f"({', '.join(c.method for c in cells)})")
+  runs_dir = os.path.join(args.runs_dir, args.table)
+  runs = [r for r in reproduce.table_runs(cells, runs_dir)
+          if not only or r.cell.method in only]
+  for run in runs:
+    print(f"{run.cell.run_name(run.seed)}: {run.describe()}")
+  if args.dry_run:
+    return
+
+  def write_report():
+    reproduce.write_report(args.table, cells, runs_dir, args.results_dir)
+
+  if not args.report_only:
+    train_runs(runs, args.data_dir, write_report)
+  write_report()
+  print(f"wrote {os.path.join(args.results_dir, args.table)}.md")
+
+
+if __name__ == "__main__":
+  main()

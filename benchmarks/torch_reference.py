@@ -1,0 +1,111 @@
+"""The PyTorch reference for ``benchmarks/train_step.py``: LDAM-DRW's
+ResNet-32 (``models/resnet_cifar.py`` of Cao et al. 2019: 3×5 BasicBlocks,
+16/32/64 channels, option-A shortcuts) with SGD momentum 0.9 and weight decay
+2e-4, timed in eager mode with ``channels_last`` tensors.
+
+Optional: needs ``pip install torch==2.13.0`` (the CPU build; or
+``pip install -e ".[bench]"``). :func:`available` says whether torch imports.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def available() -> bool:
+  try:
+    import torch  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
+
+def _resnet32(num_classes: int = 10):
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
+
+  class Block(nn.Module):
+
+    def __init__(self, cin, cout, stride):
+      super().__init__()
+      self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+      self.bn1 = nn.BatchNorm2d(cout)
+      self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+      self.bn2 = nn.BatchNorm2d(cout)
+      self.pad = cout - cin
+      self.stride = stride
+
+    def forward(self, x):
+      out = F.relu(self.bn1(self.conv1(x)))
+      out = self.bn2(self.conv2(out))
+      short = x
+      if self.stride != 1 or self.pad:
+        short = F.pad(x[:, :, ::2, ::2],
+                      (0, 0, 0, 0, self.pad // 2, self.pad // 2))
+      return F.relu(out + short)
+
+  class ResNet32(nn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+      self.bn = nn.BatchNorm2d(16)
+      layers, cin = [], 16
+      for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for i in range(5):
+          layers.append(Block(cin, cout, stride if i == 0 else 1))
+          cin = cout
+      self.layers = nn.Sequential(*layers)
+      self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+      x = self.layers(F.relu(self.bn(self.conv(x))))
+      return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+  return ResNet32()
+
+
+def time_resnet32(batch: int, iters: int, *, channels_last: bool = True,
+                  seed: int = 0) -> dict:
+  """Median train-step and forward times of the eager PyTorch ResNet-32.
+
+  Returns:
+    ``{'step_s', 'eval_s', 'threads', 'version'}``.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(seed)
+  fmt = torch.channels_last if channels_last else torch.contiguous_format
+  model = _resnet32().to(memory_format=fmt)
+  opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
+                        weight_decay=2e-4)
+  x = torch.randn(batch, 3, 32, 32).to(memory_format=fmt)
+  y = torch.randint(0, 10, (batch,))
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+
+  def forward():
+    with torch.no_grad():
+      model(x)
+
+  def median(fn):
+    for _ in range(2):
+      fn()
+    times = []
+    for _ in range(iters):
+      t0 = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+  model.train()
+  step_s = median(step)
+  model.eval()
+  eval_s = median(forward)
+  return {"step_s": step_s, "eval_s": eval_s,
+          "threads": torch.get_num_threads(), "version": torch.__version__}
