@@ -46,6 +46,15 @@ def plot_per_class(path: str, metrics: dict, class_counts, title: str) -> None:
   plt.close(fig)
 
 
+def write_progress(workdir: str, *, epoch: int, step: int,
+                   metrics: dict) -> None:
+  """Writes ``progress.json``: the last evaluated epoch, its step and test
+  top-1 (read by ``benchmarks/reproduce.py`` for runs still in progress)."""
+  with open(os.path.join(workdir, "progress.json"), "w") as f:
+    json.dump({"epoch": int(epoch), "step": int(step),
+               "top1": metrics.get("top1")}, f)
+
+
 def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
   """Writes ``results.json``, ``results.md`` and ``per_class.png``."""

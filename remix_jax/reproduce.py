@@ -282,10 +282,8 @@ def _mean_std(values):
   if not values or any(v is None for v in values):
     return None, None
   x = np.asarray(values, np.float64)
-  mean = x.mean(axis=0)
-  std = x.std(axis=0, ddof=1) if len(x) > 1 else None
-  to_py = lambda a: a.tolist() if np.ndim(a) else float(a)  # noqa: E731
-  return to_py(mean), None if std is None else to_py(std)
+  std = x.std(axis=0, ddof=1).tolist() if len(x) > 1 else None
+  return x.mean(axis=0).tolist(), std
 
 
 def aggregate(metrics_list: Sequence[dict]) -> dict:

@@ -288,6 +288,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
               f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
               f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
               f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
+          if process == 0:
+            report.write_progress(workdir, epoch=epochs_done, step=step,
+                                  metrics=result)
           progress.restart_clock()
         if epochs_done % config.checkpoint_every_epochs == 0 or last:
           ckpt.save(step, state)

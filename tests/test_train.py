@@ -220,6 +220,7 @@ def test_train_and_evaluate_end_to_end_without_recompiles(tmp_path):
   assert saved["metrics"]["top1"] == pytest.approx(result["top1"])
   assert (tmp_path / "results.md").read_text().count("\n|") >= 12
   assert (tmp_path / "per_class.png").stat().st_size > 1000
+  assert json.loads((tmp_path / "progress.json").read_text())["epoch"] == 3
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
   # A finished run resumes to the same result without training further.
   again = train.train_and_evaluate(tiny_config(num_epochs=3), str(tmp_path))

@@ -1,0 +1,175 @@
+"""The reproduction runner's bookkeeping and report, and the plots (fake runs,
+no data, no training)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from remix_jax import plots
+from remix_jax import reproduce
+from tests.conftest import REPO
+
+COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+         "horse", "ship", "truck"]
+
+
+def _metrics(top1, per_class=None):
+  per_class = per_class or [top1] * 10
+  return {"top1": top1, "top5": 99.0, "per_class": per_class,
+          "head": float(np.mean(per_class[:3])),
+          "mid": float(np.mean(per_class[3:7])),
+          "tail": float(np.mean(per_class[7:]))}
+
+
+def _finish(runs_dir, cell, seed, metrics):
+  workdir = os.path.join(runs_dir, cell.run_name(seed))
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"metrics": metrics, "class_counts": COUNTS,
+               "class_names": NAMES, "config": {}}, f)
+
+
+def test_run_names_and_config_args():
+  cell = reproduce.Cell("remix_drw", seeds=(0, 1))
+  assert cell.run_name(1) == "remix_drw_cifar10_jpeg_exp100_cpu30_s1"
+  assert cell.config_arg(0) == ("dataset=cifar10_jpeg,rho=100,profile=exp,"
+                                "method=remix_drw,protocol=cpu30,seed=0")
+  assert [c.method for c in reproduce.get_table("cpu30")] == [
+      "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
+      "cutmix_sumix", "sumix_remix"]
+  with pytest.raises(ValueError, match="cpu30"):
+    reproduce.get_table("nope")
+
+
+def test_paper_numbers():
+  assert reproduce.paper_top1("remix_drw", "cifar10_jpeg", "exp", 100) == 79.76
+  assert reproduce.paper_top1("remix_cm", "cifar100", "step", 10) == 57.78
+  assert reproduce.paper_top1("erm", "cinic10", "step", 200) == 51.64
+  assert reproduce.paper_top1("cutmix_sumix", "cifar10", "exp", 100) is None
+  # Table 1 and 5 each fill all 8 CIFAR columns, Table 2 the 8 CINIC ones.
+  assert len(reproduce.PAPER_TOP1) == 8 * (14 + 4 + 10)
+
+
+def test_status_finished_in_progress_not_started(tmp_path):
+  runs_dir = str(tmp_path)
+  erm, mixup, remix = (reproduce.Cell(m) for m in ("erm", "mixup", "remix"))
+  _finish(runs_dir, erm, 0, _metrics(70.0))
+  ckpt = tmp_path / mixup.run_name(0) / "checkpoints"
+  for name in ("100", "200", "300.orbax-checkpoint-tmp-1"):
+    (ckpt / name).mkdir(parents=True)
+  runs = reproduce.table_runs([erm, mixup, remix], runs_dir)
+  assert [r.state for r in runs] == [
+      reproduce.FINISHED, reproduce.IN_PROGRESS, reproduce.NOT_STARTED]
+  assert runs[0].describe() == "finished (top-1 70.00)"
+  assert runs[1].step == 200
+  assert runs[1].describe() == "in progress (checkpoint at step 200)"
+  assert runs[2].describe() == "not started"
+  (tmp_path / mixup.run_name(0) / "progress.json").write_text('{"epoch": 7}')
+  assert (reproduce.run_status(mixup, 0, runs_dir).describe()
+          == "in progress, last evaluated epoch 7")
+
+
+def test_aggregate_mean_and_sample_std():
+  stats = reproduce.aggregate([_metrics(70.0, [60.0] * 10),
+                               _metrics(72.0, [64.0] * 10)])
+  assert stats["n"] == 2
+  assert stats["mean"]["top1"] == pytest.approx(71.0)
+  assert stats["std"]["top1"] == pytest.approx(np.sqrt(2.0))
+  assert stats["mean"]["per_class"] == pytest.approx([62.0] * 10)
+  assert stats["std"]["per_class"] == pytest.approx([np.sqrt(8.0)] * 10)
+  one = reproduce.aggregate([_metrics(70.0)])
+  assert one["std"]["top1"] is None
+  assert reproduce.pm(one["mean"]["top1"], one["std"]["top1"]) == "70.00"
+  assert reproduce.pm(71.0, 1.414) == "71.00 ± 1.41"
+  # A group missing in one run (None) has no aggregate.
+  assert reproduce.aggregate([{**_metrics(70.0), "tail": None}])[
+      "mean"]["tail"] is None
+
+
+def _fake_table(tmp_path):
+  cells = [reproduce.Cell(m, seeds=(0, 1)) for m in (
+      "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
+      "cutmix_sumix")]
+  top1 = {"erm": 70.0, "mixup": 72.0, "remix": 71.0, "cutmix": 74.0,
+          "remix_cm": 75.5, "cutmix_sumix": 74.5}
+  runs_dir = str(tmp_path / "runs")
+  for cell in cells:
+    if cell.method in top1:
+      for seed in cell.seeds:
+        tilt = np.linspace(90, 30, 10) + seed
+        _finish(runs_dir, cell, seed,
+                _metrics(top1[cell.method] + seed - 0.5, list(tilt)))
+  (tmp_path / "runs" / cells[3].run_name(0) / "checkpoints" / "200").mkdir(
+      parents=True)
+  return cells, runs_dir
+
+
+def test_orderings_with_margins(tmp_path):
+  cells, runs_dir = _fake_table(tmp_path)
+  summaries = reproduce.summarize(cells, reproduce.table_runs(cells, runs_dir))
+  got = {(o["lower"], o["higher"]): o
+         for o in reproduce.check_orderings(summaries)}
+  # remix_drw is unfinished, so the first chain is erm < mixup < remix.
+  assert set(got) == {("erm", "mixup"), ("mixup", "remix"),
+                      ("cutmix", "remix_cm")}
+  assert got["erm", "mixup"]["holds"]
+  assert got["erm", "mixup"]["margin"] == pytest.approx(2.0)
+  assert got["erm", "mixup"]["paper_margin"] == pytest.approx(73.09 - 71.86)
+  assert not got["mixup", "remix"]["holds"]
+  assert got["mixup", "remix"]["margin"] == pytest.approx(-1.0)
+  assert got["cutmix", "remix_cm"]["margin"] == pytest.approx(1.5)
+
+
+def test_report_markdown_json_and_plots(tmp_path):
+  cells, runs_dir = _fake_table(tmp_path)
+  results_dir = str(tmp_path / "results")
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  md = (tmp_path / "results" / "fake.md").read_text()
+  assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 |" in md
+  assert "| Remix-CM | 2 | 75.50 ± 0.71 | 76.59 (Table 5) | -1.09 |" in md
+  assert "| CutMix+SUMix | 2 | 74.50 ± 0.71 | – | – |" in md
+  assert ("| Remix-DRW | 0 | – | 79.76 (Table 1) | – | – | – | – | s0: in "
+          "progress (checkpoint at step 200); s1: not started |") in md
+  assert "| 9 | truck | 50 | 30.50 ± 0.71 |" in md
+  assert "- ERM < Mixup: holds (+2.00 vs paper +1.23)" in md
+  assert "- Mixup < Remix: does NOT hold (-1.00 vs paper +2.27)" in md
+  report = json.loads((tmp_path / "results" / "fake.json").read_text())
+  erm = report["cells"][0]
+  assert erm["method"] == "erm" and erm["paper_top1"] == 71.86
+  assert erm["mean"]["top1"] == pytest.approx(70.0)
+  assert [r["state"] for r in report["cells"][3]["runs"]] == [
+      "in progress", "not started"]
+  for name in ("fake_per_class.png", "fake_groups.png"):
+    assert (tmp_path / "results" / name).stat().st_size > 1000
+
+
+def test_no_plots_before_a_run_finishes(tmp_path):
+  reproduce.write_report("empty", [reproduce.Cell("erm")],
+                         str(tmp_path / "runs"), str(tmp_path))
+  assert "not started" in (tmp_path / "empty.md").read_text()
+  assert not (tmp_path / "empty_per_class.png").exists()
+
+
+def test_mixed_examples_grid(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (8, 8, 8, 3), dtype=np.uint8)
+  labels = np.array([0, 9, 1, 8, 2, 7, 3, 6])
+  path = tmp_path / "grid.png"
+  plots.mixed_examples_grid(str(path), images, labels, COUNTS, NAMES,
+                            num_shown=4)
+  assert path.stat().st_size > 1000
+
+
+def test_cli_dry_run_lists_every_run(tmp_path):
+  out = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "reproduce.py"), "--table",
+       "cpu30", "--dry_run", "--runs_dir", str(tmp_path)],
+      capture_output=True, text=True, timeout=120, check=True).stdout
+  for cell in reproduce.get_table("cpu30"):
+    assert f"{cell.run_name(0)}: not started" in out
+  assert not os.listdir(tmp_path)
