@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -269,21 +270,22 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
   lines = []
-  deadline = time.time() + 180
+  deadline = time.time() + 300
   events = run_dir / "checkpoints"
+  # Interrupt mid-epoch 2 (16 steps per epoch): once step 20 is logged.
   while time.time() < deadline:
     line = proc.stdout.readline()
     lines.append(line)
-    if "starting at step" in line:
+    logged = re.search(r"\[(\d+)\] images_per_second", line)
+    if (logged and int(logged.group(1)) >= 20) or not line:
       break
-  time.sleep(3.0)  # let it compile and take some steps
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=120)
   log = "".join(lines) + out
   assert proc.returncode == 0, log
   assert "interrupted: checkpoint" in log, log
   saved = sorted(int(d) for d in os.listdir(events) if d.isdigit())
-  assert saved, log
+  assert saved and saved[-1] >= 20 and saved[-1] % 16, log  # mid-epoch
   # Resume the interrupted run to the end; compare with a run never stopped.
   done = subprocess.run(_main_cmd(run_dir, *overrides), cwd=REPO,
                         capture_output=True, text=True, timeout=600)
