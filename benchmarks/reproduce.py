@@ -14,8 +14,8 @@ paper's orderings) and the per-class and head/mid/tail plots are rewritten.
   --only         train only these methods (the report still covers the table)
   --dry_run      list the runs and their status; train and write nothing
   --report_only  write the report from what is on disk; train nothing
-  --examples     write <results_dir>/mixed_examples.png (the mixers on the
-                 first 16 training images of cifar10_jpeg); with no --table,
+  --examples     write <results_dir>/mixed_examples.png (the mixers on one
+                 training image per class of cifar10_jpeg); with no --table,
                  only that
 """
 
@@ -32,10 +32,11 @@ from remix_jax import reproduce  # noqa: E402
 DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
 
 
-def write_examples(path: str, data_dir: str, dataset: str = "cifar10_jpeg",
-                   num_images: int = 16) -> None:
-  """The mixer grid (``plots.mixed_examples_grid``) on the first
-  ``num_images`` training images (epoch 0's first batch) of ``dataset``."""
+def write_examples(path: str, data_dir: str,
+                   dataset: str = "cifar10_jpeg") -> None:
+  """The mixer grid (``plots.mixed_examples_grid``) on one un-augmented
+  training image per class of ``dataset``, head and tail classes alternating
+  (0, C−1, 1, C−2, …) so that the Remix rule has pairs to act on."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from remix_jax import data  # pylint: disable=g-import-not-at-top
   from remix_jax import plots  # pylint: disable=g-import-not-at-top
@@ -43,11 +44,17 @@ def write_examples(path: str, data_dir: str, dataset: str = "cifar10_jpeg",
 
   cfg = cifar_lt.get_config(f"dataset={dataset}")
   cfg.data.data_dir = data_dir
-  train_data = data.create_train_data(cfg.data, global_batch_size=num_images)
+  cfg.data.augment = False
+  train_data = data.create_train_data(cfg.data, global_batch_size=512)
   batch = next(iter(train_data.iterate(0)))
+  c = train_data.num_classes
+  order = [k for pair in zip(range(c), range(c - 1, -1, -1)) for k in pair]
+  order = list(dict.fromkeys(order))  # 0, C−1, 1, C−2, …
+  picks = [int(np.flatnonzero(batch["label"] == k)[0]) for k in order
+           if np.any(batch["label"] == k)]
   spec = registry.get_spec(dataset)
-  images = batch["image"] * np.asarray(spec.std) + np.asarray(spec.mean)
-  plots.mixed_examples_grid(path, images, batch["label"],
+  images = batch["image"][picks] * np.asarray(spec.std) + np.asarray(spec.mean)
+  plots.mixed_examples_grid(path, images, batch["label"][picks],
                             train_data.class_counts, train_data.class_names)
   print(f"wrote {path}")
 
