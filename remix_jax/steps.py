@@ -4,6 +4,9 @@
 
     mix (per device) → forward → per-sample loss → gradients → optax update
 
+(with SUMix: a clean and a mixed forward pass, the label weight from λ̃ and
+the uncertainty regularizer added; :mod:`remix_jax.sumix`),
+
 jitted once over ``jax.shard_map`` on the ``('data',)`` mesh. Each device
 mixes its own shard with an rng folded by step and device index. The loss on
 device d is ``Σ_{i∈d} ℓᵢ / Σ_{all i} wᵢ`` (the total label weight is a
