@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _take(x: jax.Array, labels: jax.Array) -> jax.Array:
+def take_labels(x: jax.Array, labels: jax.Array) -> jax.Array:
+  """``x[i, labels[i]]`` for every row ``i`` of ``x [B, C]``; ``[B]``."""
   return jnp.take_along_axis(x, labels[:, None].astype(jnp.int32), axis=-1)[:,
                                                                               0]
 
@@ -39,7 +40,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *,
     ``[B] float32`` losses.
   """
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  nll = -_take(logp, labels)
+  nll = -take_labels(logp, labels)
   if label_smoothing:
     nll = (1.0 - label_smoothing) * nll - label_smoothing * jnp.mean(logp, -1)
   return nll

@@ -32,7 +32,7 @@ def _nan(x) -> float:
 
 
 def per_class_vs_size(path: str, results_by_method: dict[str, dict],
-                      class_counts) -> None:
+                      class_counts, *, title: str = "") -> None:
   """Per-class test accuracy against training images of the class (log x),
   one line per method.
 
@@ -40,6 +40,7 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
     path: the PNG to write.
     results_by_method: display name -> metrics with ``per_class`` (percent).
     class_counts: ``[C]`` training images of each class.
+    title: the figure title.
   """
   plt = _pyplot()
   counts = np.maximum(np.asarray(class_counts), 1)
@@ -54,6 +55,8 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
   ax.set_ylim(-2, 102)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+  if title:
+    ax.set_title(title)
   _save(fig, path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
+from remix_jax import plots
 
 
 def fmt(x) -> str:
@@ -24,26 +24,6 @@ def markdown_table(metrics: dict, class_counts, class_names) -> str:
                 "top1", "top5", "many", "medium", "few", "head", "mid",
                 "tail")) + " |"]
   return "\n".join(lines) + "\n"
-
-
-def plot_per_class(path: str, metrics: dict, class_counts, title: str) -> None:
-  """Scatter of per-class test accuracy against training images (log x)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  counts = np.asarray(class_counts)
-  fig, ax = plt.subplots(figsize=(6, 4))
-  ax.scatter(np.maximum(counts, 1), metrics["per_class"], s=18)
-  ax.set_xscale("log")
-  ax.set_xlabel("training images of the class")
-  ax.set_ylabel("test accuracy (%)")
-  ax.set_ylim(-2, 102)
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
 
 
 def write_progress(workdir: str, *, epoch: int, step: int,
@@ -66,5 +46,5 @@ def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
   table = markdown_table(metrics, class_counts, class_names)
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write(f"# {title}\n\n{table}")
-  plot_per_class(os.path.join(workdir, "per_class.png"), metrics,
-                 class_counts, title)
+  plots.per_class_vs_size(os.path.join(workdir, "per_class.png"),
+                          {"test": metrics}, class_counts, title=title)

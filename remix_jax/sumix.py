@@ -39,23 +39,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from remix_jax import losses
+from remix_jax.models.layers import l2_normalize
 
 REDUCTIONS = ("official", "per_sample")
-
-
-def _l2_normalize(x: jax.Array) -> jax.Array:
-  """Row-wise ``x / max(‖x‖₂, 1e-12)`` (PyTorch's ``F.normalize``)."""
-  norm = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
-  return x / jnp.maximum(norm, 1e-12)
 
 
 def _zero_column(p: jax.Array, column: jax.Array) -> jax.Array:
   """``p`` with ``p[i, column[i]] = 0`` for every row ``i``."""
   return p * (1.0 - jax.nn.one_hot(column, p.shape[-1], dtype=p.dtype))
-
-
-def _take(x: jax.Array, labels: jax.Array) -> jax.Array:
-  return jnp.take_along_axis(x, labels[:, None], axis=-1)[:, 0]
 
 
 class Distances(NamedTuple):
@@ -88,7 +79,8 @@ def semantic_distances(logits_clean: jax.Array, logits_mixed: jax.Array,
   p_b = p_a[partner]  # taken before p_a is masked, as released
   p_hat_a = _zero_column(p_a, labels_b)
   p_hat_b = _zero_column(p_b, labels)
-  dist = lambda p_hat: _l2_normalize(jax.nn.softmax(p_m - p_hat, axis=-1))
+  dist = lambda p_hat: l2_normalize(jax.nn.softmax(p_m - p_hat, axis=-1),
+                                    axis=-1)
   return Distances(scale * dist(p_hat_a), scale * dist(p_hat_b))
 
 
@@ -102,8 +94,9 @@ def ratio_from_distances(distances: Distances, labels: jax.Array,
   for ``λ`` = 0 or 1.
   """
   lam = jnp.asarray(lam, jnp.float32)
-  a = jax.lax.stop_gradient(_take(distances.a, labels))
-  b = jax.lax.stop_gradient(_take(distances.b, labels[partner]))
+  a = losses.take_labels(distances.a, labels)
+  b = losses.take_labels(distances.b, labels[partner])
+  a, b = jax.lax.stop_gradient(a), jax.lax.stop_gradient(b)
   log_a = jnp.log(lam) - a
   log_b = jnp.log1p(-lam) - b
   return jnp.exp(log_a - jnp.logaddexp(log_a, log_b))
@@ -235,7 +228,7 @@ class UncertaintyHead(nnx.Module):
     if not self.is_norm:
       return logits
     z = self.linear(features.astype(jnp.float32))
-    return _l2_normalize(jax.nn.softmax(z, axis=-1))
+    return l2_normalize(jax.nn.softmax(z, axis=-1), axis=-1)
 
 
 class SimilarityHead(nnx.Module):

@@ -213,7 +213,7 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int,
                             rngs=rngs)
 
 
-def _l2_normalize(x: jax.Array, axis: int) -> jax.Array:
+def l2_normalize(x: jax.Array, axis: int) -> jax.Array:
   """``F.normalize``: ``x / max(‖x‖₂, 1e-12)`` along ``axis``."""
   norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
   return x / jnp.maximum(norm, 1e-12)
@@ -242,12 +242,12 @@ class NormedLinear(nnx.Module):
                param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
     w = jax.random.uniform(rngs.params(), (in_features, out_features),
                            jnp.float32, -1.0, 1.0)
-    self.kernel = nnx.Param(_l2_normalize(w, axis=0).astype(param_dtype))
+    self.kernel = nnx.Param(l2_normalize(w, axis=0).astype(param_dtype))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, D] → [B, C]`` cosines, computed in float32."""
-    x = _l2_normalize(x.astype(jnp.float32), axis=1)
-    w = _l2_normalize(self.kernel[...].astype(jnp.float32), axis=0)
+    x = l2_normalize(x.astype(jnp.float32), axis=1)
+    w = l2_normalize(self.kernel[...].astype(jnp.float32), axis=0)
     return x @ w
 
 
