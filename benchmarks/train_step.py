@@ -51,6 +51,7 @@ def time_train_step(method: str, args, images, labels) -> dict:
   config = cifar_lt.get_config(f"method={method}")
   config.model = args.model
   config.batch_size = args.batch
+  config.weight_grad_chunks = args.weight_grad_chunks
   mesh = parallel.make_mesh(args.devices)
   state, train_step, eval_step = train.build(
       config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
@@ -85,6 +86,8 @@ def main():
   parser.add_argument("--model", default="resnet32")
   parser.add_argument("--mixers", default=",".join(MIXERS),
                       help="comma-separated methods (erm is always timed)")
+  parser.add_argument("--weight_grad_chunks", type=int, default=-1,
+                      help="config.weight_grad_chunks (-1 = auto, 1 = plain)")
   parser.add_argument("--no_torch", action="store_true",
                       help="skip the PyTorch reference")
   args = parser.parse_args()
@@ -95,7 +98,9 @@ def main():
   mesh_size = parallel.make_mesh(args.devices).devices.size
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
-        f"float32, median of {args.iters} steps after warm-up")
+        f"float32, weight_grad_chunks "
+        f"{train.resolve_weight_grad_chunks(args.weight_grad_chunks)}, "
+        f"median of {args.iters} steps after warm-up")
   print("| method | compile (s) | step (ms) | images/s | mixer share |")
   print("|---|---|---|---|---|")
   base, times = None, {}

@@ -52,6 +52,9 @@ def validate_config(config) -> None:
   for field in ("weight_decay", "momentum", "warmup_epochs", "label_smoothing",
                 "rebalance_epoch", "num_devices"):
     _positive(config, field, allow_zero=True)
+  if config.weight_grad_chunks < 1 and config.weight_grad_chunks != -1:
+    raise ValueError(f"config.weight_grad_chunks={config.weight_grad_chunks} "
+                     "must be -1 (auto) or >= 1")
   if config.warmup_stages < 1:
     raise ValueError(f"config.warmup_stages={config.warmup_stages} must be >= 1")
   if len(config.lr_boundaries) != len(config.lr_scales):

@@ -58,6 +58,21 @@ def _dtype(name: str):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
+#: ``config.weight_grad_chunks = -1`` on CPU (BENCHMARKS.md, attempt 3).
+CPU_WEIGHT_GRAD_CHUNKS = 16
+
+
+def resolve_weight_grad_chunks(value: int) -> int:
+  """``config.weight_grad_chunks`` with ``-1`` (auto) resolved by backend.
+
+  Auto picks :data:`CPU_WEIGHT_GRAD_CHUNKS` on CPU, where XLA's single
+  kernel-gradient convolution is slow, and ``1`` (plain) on GPU/TPU.
+  """
+  if value != -1:
+    return value
+  return CPU_WEIGHT_GRAD_CHUNKS if jax.default_backend() == "cpu" else 1
+
+
 def create_model(config, num_classes: int, *,
                  per_device_batch: int) -> nnx.Module:
   """The backbone of ``config.model``, wrapped with SUMix's heads when
@@ -66,7 +81,8 @@ def create_model(config, num_classes: int, *,
   model = models.create_model(
       config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
-      dtype=_dtype(config.dtype))
+      dtype=_dtype(config.dtype),
+      weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks))
   if not config.sumix.enabled:
     return model
   return sumix.SUMixModel(
