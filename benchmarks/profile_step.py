@@ -83,7 +83,7 @@ def main():
       jax.block_until_ready(metrics)
     trace_file = glob.glob(f"{logdir}/**/*.trace.json.gz", recursive=True)[0]
     total, count = op_kind_totals(trace_file)
-  chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks)
+  chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch)
   print(f"{args.method} step, resnet32, batch {args.batch}, weight_grad_chunks "
         f"{chunks}: ms per step by op kind (mean of {args.steps} steps)")
   print("| op kind | ms/step | ops/step |")

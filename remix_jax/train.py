@@ -58,19 +58,31 @@ def _dtype(name: str):
   return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
-#: ``config.weight_grad_chunks = -1`` on CPU (BENCHMARKS.md, attempt 3).
-CPU_WEIGHT_GRAD_CHUNKS = 16
+#: Auto kernel-gradient chunks on CPU: chunks of this many images ...
+CPU_CHUNK_IMAGES = 8
+#: ... and at most this many chunks (compile time grows with the count).
+CPU_MAX_CHUNKS = 16
 
 
-def resolve_weight_grad_chunks(value: int) -> int:
+def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
   """``config.weight_grad_chunks`` with ``-1`` (auto) resolved by backend.
 
-  Auto picks :data:`CPU_WEIGHT_GRAD_CHUNKS` on CPU, where XLA's single
-  kernel-gradient convolution is slow, and ``1`` (plain) on GPU/TPU.
+  Auto on CPU, where XLA's single kernel-gradient convolution is slow:
+  ``clip(per_device_batch // 8, 1, 16)`` chunks, the fastest setting measured
+  for ResNet-32 (BENCHMARKS.md, attempt 3). On GPU/TPU: ``1`` (plain).
+
+  Args:
+    value: ``config.weight_grad_chunks`` (``-1`` or ``>= 1``).
+    per_device_batch: training images per device and step.
+
+  Returns:
+    The number of chunks (``>= 1``).
   """
   if value != -1:
     return value
-  return CPU_WEIGHT_GRAD_CHUNKS if jax.default_backend() == "cpu" else 1
+  if jax.default_backend() != "cpu":
+    return 1
+  return min(CPU_MAX_CHUNKS, max(1, per_device_batch // CPU_CHUNK_IMAGES))
 
 
 def create_model(config, num_classes: int, *,
@@ -82,7 +94,8 @@ def create_model(config, num_classes: int, *,
       config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
       dtype=_dtype(config.dtype),
-      weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks))
+      weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks,
+                                                    per_device_batch))
   if not config.sumix.enabled:
     return model
   return sumix.SUMixModel(

@@ -114,9 +114,9 @@ def test_fast_path_train_step_matches_the_plain_step():
 
 def test_auto_picks_chunks_on_cpu_only_and_bad_values_fail():
   assert jax.default_backend() == "cpu"
-  assert train.resolve_weight_grad_chunks(-1) == train.CPU_WEIGHT_GRAD_CHUNKS
-  assert train.resolve_weight_grad_chunks(1) == 1
-  assert train.resolve_weight_grad_chunks(8) == 8
+  resolve = train.resolve_weight_grad_chunks
+  assert [resolve(-1, b) for b in (4, 8, 32, 128, 512)] == [1, 1, 4, 16, 16]
+  assert resolve(1, 128) == 1 and resolve(8, 128) == 8
   from remix_jax import config_lib
   config = cifar_lt.get_config("method=erm")
   config.weight_grad_chunks = 0
