@@ -19,7 +19,9 @@ total. The forward pass and the input gradient are XLA's own.
 :func:`make_conv_fn` returns a drop-in replacement for
 ``jax.lax.conv_general_dilated`` (the ``conv_general_dilated`` argument of
 ``nnx.Conv``). ``num_chunks = 1`` returns ``lax.conv_general_dilated``
-itself, the right choice on GPU/TPU.
+itself, the right choice on GPU/TPU. The chunked version is a
+``jax.custom_vjp``: reverse-mode only, so code that needs ``jax.jvp``
+through the model builds it with ``num_chunks = 1``.
 """
 
 from __future__ import annotations
