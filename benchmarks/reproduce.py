@@ -6,8 +6,9 @@
 
 Each (method, seed) of the table (``remix_jax.reproduce.TABLES``) trains in
 its own workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_
-<protocol>_s<seed>``; finished runs (``results.json``) are skipped and the
-others resume from their checkpoints. After every run, and at the end,
+<protocol>_s<seed>``; finished runs (``results.json`` in the workdir, or its
+copy under ``<results_dir>/runs/<table>/``, which a fresh checkout has) are
+skipped and the others resume from their checkpoints. After every run, and at the end,
 ``<results_dir>/<table>.md``/``.json`` (ours next to the paper's numbers, the
 paper's orderings) and the per-class and head/mid/tail plots are rewritten.
 
@@ -110,7 +111,8 @@ def main():
     parser.error(f"--only: {', '.join(unknown)} not in table {args.table} "
                  f"({', '.join(c.method for c in cells)})")
   runs_dir = os.path.join(args.runs_dir, args.table)
-  runs = [r for r in reproduce.table_runs(cells, runs_dir)
+  archive = reproduce.archive_dir(args.results_dir, args.table)
+  runs = [r for r in reproduce.table_runs(cells, runs_dir, archive)
           if not only or r.cell.method in only]
   for run in runs:
     print(f"{run.cell.run_name(run.seed)}: {run.describe()}")

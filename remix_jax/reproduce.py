@@ -245,15 +245,29 @@ def _read_json(path: str) -> Optional[dict]:
     return None
 
 
-def run_status(cell: Cell, seed: int, runs_dir: str) -> Run:
+def archive_dir(results_dir: str, table: str) -> str:
+  """Where :func:`write_report` keeps copies of finished runs' results.
+
+  ``<results_dir>/runs/<table>/<run name>.json``: committed with the report,
+  so a fresh checkout still knows (and skips) the finished runs although
+  their workdirs (checkpoints) are not committed.
+  """
+  return os.path.join(results_dir, "runs", table)
+
+
+def run_status(cell: Cell, seed: int, runs_dir: str,
+               archive: Optional[str] = None) -> Run:
   """Reads the state of one run from its workdir under ``runs_dir``.
 
-  Finished: ``results.json`` is there. In progress: the workdir exists
-  (checkpoints, events or ``progress.json``). Not started: no workdir.
+  Finished: ``results.json`` is in the workdir, or (when the workdir has
+  none) its copy ``<archive>/<run name>.json``. In progress: the workdir
+  exists (checkpoints, events or ``progress.json``). Not started: neither.
   """
   workdir = os.path.join(runs_dir, cell.run_name(seed))
   run = Run(cell, seed, workdir)
   results = _read_json(os.path.join(workdir, "results.json"))
+  if results is None and archive is not None:
+    results = _read_json(os.path.join(archive, cell.run_name(seed) + ".json"))
   if results is not None and "metrics" in results:
     run.state, run.results = FINISHED, results
     return run
@@ -267,9 +281,11 @@ def run_status(cell: Cell, seed: int, runs_dir: str) -> Run:
   return run
 
 
-def table_runs(cells: Sequence[Cell], runs_dir: str) -> list[Run]:
-  """Every (cell, seed) of ``cells`` with its status, in table order."""
-  return [run_status(cell, seed, runs_dir) for cell in cells
+def table_runs(cells: Sequence[Cell], runs_dir: str,
+               archive: Optional[str] = None) -> list[Run]:
+  """Every (cell, seed) of ``cells`` with its status, in table order
+  (see :func:`run_status`)."""
+  return [run_status(cell, seed, runs_dir, archive) for cell in cells
           for seed in cell.seeds]
 
 
@@ -466,6 +482,9 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
   """Writes ``<results_dir>/<table>.md`` and ``.json`` and, once a run is
   finished, ``<table>_per_class.png`` and ``<table>_groups.png`` (one pair
   per group of comparable cells, suffixed when the table has several).
+  Each finished run's ``results.json`` is copied to
+  :func:`archive_dir`, which later reports (and the runner) read when the
+  workdir is gone.
 
   Args:
     table: the table's name (file names and title).
@@ -477,7 +496,15 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
     The cell summaries.
   """
   from remix_jax import plots  # pylint: disable=g-import-not-at-top
-  summaries = summarize(cells, table_runs(cells, runs_dir))
+  archive = archive_dir(results_dir, table)
+  runs = table_runs(cells, runs_dir, archive)
+  for run in runs:
+    if run.state == FINISHED:
+      os.makedirs(archive, exist_ok=True)
+      with open(os.path.join(archive, run.cell.run_name(run.seed) + ".json"),
+                "w") as f:
+        json.dump(run.results, f, indent=1)
+  summaries = summarize(cells, runs)
   orderings = check_orderings(summaries)
   os.makedirs(results_dir, exist_ok=True)
   base = os.path.join(results_dir, table)

@@ -3,6 +3,7 @@ no data, no training)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -148,6 +149,31 @@ def test_report_markdown_json_and_plots(tmp_path):
     assert (tmp_path / "results" / name).stat().st_size > 1000
 
 
+def test_finished_results_survive_without_their_workdirs(tmp_path):
+  """A fresh checkout has results/ but not runs/: same report, runs skipped."""
+  cells, runs_dir = _fake_table(tmp_path)
+  results_dir = str(tmp_path / "results")
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  archive = tmp_path / "results" / "runs" / "fake"
+  assert sorted(p.name for p in archive.iterdir()) == sorted(
+      f"{c.run_name(s)}.json" for c in cells for s in c.seeds
+      if c.method not in ("remix_drw",))
+  before = (tmp_path / "results" / "fake.md").read_text()
+  shutil.rmtree(runs_dir)
+  runs = reproduce.table_runs(cells, runs_dir, str(archive))
+  assert [r.state for r in runs if r.cell.method == "erm"] == [
+      reproduce.FINISHED] * 2
+  assert [r.state for r in runs if r.cell.method == "remix_drw"] == [
+      reproduce.NOT_STARTED] * 2
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  after = (tmp_path / "results" / "fake.md").read_text()
+  assert after == before.replace(
+      "s0: in progress (checkpoint at step 200)", "s0: not started")
+  # Without the archive the finished runs would count as not started.
+  assert reproduce.run_status(cells[0], 0, runs_dir).state == (
+      reproduce.NOT_STARTED)
+
+
 def test_no_plots_before_a_run_finishes(tmp_path):
   reproduce.write_report("empty", [reproduce.Cell("erm")],
                          str(tmp_path / "runs"), str(tmp_path))
@@ -166,10 +192,18 @@ def test_mixed_examples_grid(tmp_path):
 
 
 def test_cli_dry_run_lists_every_run(tmp_path):
+  runs_dir, results_dir = tmp_path / "runs", tmp_path / "results"
+  erm = reproduce.get_table("cpu30")[0]
+  archive = results_dir / "runs" / "cpu30"
+  archive.mkdir(parents=True)
+  (archive / f"{erm.run_name(0)}.json").write_text(json.dumps(
+      {"metrics": _metrics(58.6)}))
   out = subprocess.run(
       [sys.executable, str(REPO / "benchmarks" / "reproduce.py"), "--table",
-       "cpu30", "--dry_run", "--runs_dir", str(tmp_path)],
+       "cpu30", "--dry_run", "--runs_dir", str(runs_dir), "--results_dir",
+       str(results_dir)],
       capture_output=True, text=True, timeout=120, check=True).stdout
-  for cell in reproduce.get_table("cpu30"):
+  assert f"{erm.run_name(0)}: finished (top-1 58.60)" in out
+  for cell in reproduce.get_table("cpu30")[1:]:
     assert f"{cell.run_name(0)}: not started" in out
-  assert not os.listdir(tmp_path)
+  assert not runs_dir.exists()
