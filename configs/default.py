@@ -23,7 +23,7 @@ def get_config(arg=None):
   c.normalized_classifier = False  # cosine classifier (LDAM)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay f32)
   # Batch chunks of each conv's kernel gradient (same gradient; faster on
-  # XLA:CPU): -1 = auto (per-device batch / 8, at most 16, on CPU; 1 on
+  # XLA:CPU): -1 = auto (per-device batch / 16, at most 8, on CPU; 1 on
   # GPU/TPU), 1 = plain conv.
   c.weight_grad_chunks = -1
 

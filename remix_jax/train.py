@@ -59,17 +59,18 @@ def _dtype(name: str):
 
 
 #: Auto kernel-gradient chunks on CPU: chunks of this many images ...
-CPU_CHUNK_IMAGES = 8
+CPU_CHUNK_IMAGES = 16
 #: ... and at most this many chunks (compile time grows with the count).
-CPU_MAX_CHUNKS = 16
+CPU_MAX_CHUNKS = 8
 
 
 def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
   """``config.weight_grad_chunks`` with ``-1`` (auto) resolved by backend.
 
   Auto on CPU, where XLA's single kernel-gradient convolution is slow:
-  ``clip(per_device_batch // 8, 1, 16)`` chunks, the fastest setting measured
-  for ResNet-32 (BENCHMARKS.md, attempt 3). On GPU/TPU: ``1`` (plain).
+  ``clip(per_device_batch // 16, 1, 8)`` chunks, the fastest setting measured
+  for ResNet-32 with the project's XLA:CPU flags (BENCHMARKS.md, attempts 3
+  and 13). On GPU/TPU: ``1`` (plain).
 
   Args:
     value: ``config.weight_grad_chunks`` (``-1`` or ``>= 1``).
