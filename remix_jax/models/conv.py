@@ -6,15 +6,17 @@ contraction over the batch and every output position,
     ∂L/∂w[i, j, c, o] = Σ_{n, h, w} x_pad[n, h·s + i, w·s + j, c] · g[n, h, w, o],
 
 which XLA expresses as one convolution whose "kernel" is the whole output
-gradient ``g``. XLA:CPU runs that formulation single-threaded and far below
-the speed of the forward convolution (4–6× slower for ResNet-32's layers at
-batch 128). Summing the same contraction over ``K`` batch chunks,
+gradient ``g``, after transposing ``x`` and ``g`` to batch-minor layouts.
+XLA:CPU runs that far below the speed of the forward convolution (2–6×
+slower for ResNet-32's layers at batch 128, depending on the kernel library;
+BENCHMARKS.md). Summing the same contraction over ``K`` batch chunks,
 
     ∂L/∂w = Σ_k ∂L/∂w |_{n ∈ chunk k},
 
 computes the same gradient (up to float reassociation of the sum) with
-``K`` small kernel-gradient convolutions, which XLA:CPU runs 2–4× faster in
-total. The forward pass and the input gradient are XLA's own.
+``K`` small kernel-gradient convolutions whose transposes fit in cache; on
+32×32 images XLA:CPU runs them 2–4× faster in total. The forward pass and
+the input gradient are XLA's own.
 
 :func:`make_conv_fn` returns a drop-in replacement for
 ``jax.lax.conv_general_dilated`` (the ``conv_general_dilated`` argument of
