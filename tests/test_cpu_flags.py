@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from remix_jax import cpu_flags
 from tests.conftest import REPO
 
@@ -60,6 +62,9 @@ def _conv_backend(*, import_package: bool, opt_out: bool = False) -> str:
 
 def test_importing_the_package_keeps_convolutions_out_of_ynnpack():
   """What the flag is for; fails if a jax upgrade ignores or renames it."""
-  assert _conv_backend(import_package=False) == "ynn"  # XLA's default
+  default = _conv_backend(import_package=False)
   assert _conv_backend(import_package=True) == "xla"
-  assert _conv_backend(import_package=True, opt_out=True) == "ynn"
+  assert _conv_backend(import_package=True, opt_out=True) == default
+  if default != "ynn":
+    pytest.skip("XLA:CPU does not use YNNPACK for convolutions on this CPU, "
+                "so the flag changes nothing here")
