@@ -99,7 +99,7 @@ def main():
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
         f"float32, weight_grad_chunks "
-        f"{train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch)}, "
+        f"{train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch // mesh_size)}, "
         f"median of {args.iters} steps after warm-up")
   print("| method | compile (s) | step (ms) | images/s | mixer share |")
   print("|---|---|---|---|---|")
