@@ -96,11 +96,11 @@ def main():
   labels = rng.randint(0, 10, args.batch).astype(np.int32)
   names = ["erm"] + [m for m in args.mixers.split(",") if m and m != "erm"]
   mesh_size = parallel.make_mesh(args.devices).devices.size
+  chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks,
+                                            args.batch // mesh_size)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
-        f"float32, weight_grad_chunks "
-        f"{train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch // mesh_size)}, "
-        f"median of {args.iters} steps after warm-up")
+        f"float32, weight_grad_chunks {chunks}, median of {args.iters} steps after warm-up")
   print("| method | compile (s) | step (ms) | images/s | mixer share |")
   print("|---|---|---|---|---|")
   base, times = None, {}
