@@ -100,7 +100,8 @@ def main():
                                             args.batch // mesh_size)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
-        f"float32, weight_grad_chunks {chunks}, median of {args.iters} steps after warm-up")
+        f"float32, weight_grad_chunks {chunks}, median of {args.iters} steps "
+        "after warm-up")
   print("| method | compile (s) | step (ms) | images/s | mixer share |")
   print("|---|---|---|---|---|")
   base, times = None, {}
