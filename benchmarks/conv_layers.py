@@ -36,6 +36,8 @@ PAD = ((1, 1), (1, 1))
 
 
 def _median_ms(fn, *args, iters: int) -> float:
+  """Median ms of ``fn(*args)`` after two warm-up calls (JAX or PyTorch:
+  ``block_until_ready`` passes non-JAX results through)."""
   jax.block_until_ready(fn(*args))
   jax.block_until_ready(fn(*args))
   times = []
@@ -129,18 +131,8 @@ def time_torch_layer(size: int, channels: int, args) -> dict:
   def forward_backward():
     layer(x).sum().backward()
 
-  def median_ms(fn):
-    for _ in range(3):
-      fn()
-    times = []
-    for _ in range(args.iters):
-      t0 = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-  return {"torch fwd": median_ms(forward),
-          "torch fwd+bwd": median_ms(forward_backward)}
+  return {"torch fwd": _median_ms(forward, iters=args.iters),
+          "torch fwd+bwd": _median_ms(forward_backward, iters=args.iters)}
 
 
 def main():

@@ -8,7 +8,8 @@ Each (method, seed) of the table (``remix_jax.reproduce.TABLES``) trains in
 its own workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_
 <protocol>_s<seed>``; finished runs (``results.json`` in the workdir, or its
 copy under ``<results_dir>/runs/<table>/``, which a fresh checkout has) are
-skipped and the others resume from their checkpoints. After every run, and at the end,
+skipped and the others resume from their checkpoints. After every run, and
+at the end,
 ``<results_dir>/<table>.md``/``.json`` (ours next to the paper's numbers, the
 paper's orderings) and the per-class and head/mid/tail plots are rewritten.
 
