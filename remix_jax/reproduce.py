@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Optional, Sequence
 
 import numpy as np
@@ -202,7 +203,11 @@ class Run:
     state: :data:`FINISHED`, :data:`IN_PROGRESS` or :data:`NOT_STARTED`.
     step: newest checkpoint step (``None`` without checkpoints).
     epoch: last evaluated epoch from ``progress.json`` (``None`` if absent).
+    top1: test top-1 at that epoch (``None`` if unknown).
     results: the parsed ``results.json`` of a finished run.
+    archived: the workdir is not here; ``epoch``/``top1`` come from the
+      archived ``progress.json`` (:func:`write_report`), so a re-run starts
+      from step 0.
   """
 
   cell: Cell
@@ -211,7 +216,9 @@ class Run:
   state: str = NOT_STARTED
   step: Optional[int] = None
   epoch: Optional[int] = None
+  top1: Optional[float] = None
   results: Optional[dict] = None
+  archived: bool = False
 
   def describe(self) -> str:
     """A short status line, e.g. ``'in progress (checkpoint at step 768)'``."""
@@ -219,7 +226,12 @@ class Run:
       return f"finished (top-1 {report.fmt(self.results['metrics']['top1'])})"
     if self.state == IN_PROGRESS:
       if self.epoch is not None:
-        return f"in progress, last evaluated epoch {self.epoch}"
+        line = f"in progress, last evaluated epoch {self.epoch}"
+        if self.top1 is not None:
+          line += f" (top-1 {report.fmt(self.top1)})"
+        if self.archived:
+          line += "; its checkpoint is not on this machine"
+        return line
       if self.step is not None:
         return f"in progress (checkpoint at step {self.step})"
       return "in progress (no checkpoint yet)"
@@ -246,13 +258,27 @@ def _read_json(path: str) -> Optional[dict]:
 
 
 def archive_dir(results_dir: str, table: str) -> str:
-  """Where :func:`write_report` keeps copies of finished runs' results.
+  """Where :func:`write_report` keeps copies of the runs' results.
 
-  ``<results_dir>/runs/<table>/<run name>.json``: committed with the report,
-  so a fresh checkout still knows (and skips) the finished runs although
-  their workdirs (checkpoints) are not committed.
+  ``<results_dir>/runs/<table>/<run name>.json`` (finished) and ``<run
+  name>.progress.json`` (unfinished: last evaluated epoch and top-1):
+  committed with the report, so a fresh checkout still knows (and skips) the
+  finished runs and shows how far the others got, although their workdirs
+  (checkpoints) are not committed.
   """
   return os.path.join(results_dir, "runs", table)
+
+
+def _archived_progress_path(archive: str, run_name: str) -> str:
+  return os.path.join(archive, run_name + ".progress.json")
+
+
+def _read_progress(run: Run, path: str) -> None:
+  progress = _read_json(path) or {}
+  if isinstance(progress.get("epoch"), int):
+    run.epoch = progress["epoch"]
+  if isinstance(progress.get("top1"), (int, float)):
+    run.top1 = float(progress["top1"])
 
 
 def run_status(cell: Cell, seed: int, runs_dir: str,
@@ -261,23 +287,27 @@ def run_status(cell: Cell, seed: int, runs_dir: str,
 
   Finished: ``results.json`` is in the workdir, or (when the workdir has
   none) its copy ``<archive>/<run name>.json``. In progress: the workdir
-  exists (checkpoints, events or ``progress.json``). Not started: neither.
+  exists (checkpoints, events or ``progress.json``), or it does not but its
+  last ``progress.json`` was archived (``<archive>/<run name>.progress.json``;
+  then ``run.archived``). Not started: none of these.
   """
-  workdir = os.path.join(runs_dir, cell.run_name(seed))
+  name = cell.run_name(seed)
+  workdir = os.path.join(runs_dir, name)
   run = Run(cell, seed, workdir)
   results = _read_json(os.path.join(workdir, "results.json"))
   if results is None and archive is not None:
-    results = _read_json(os.path.join(archive, cell.run_name(seed) + ".json"))
+    results = _read_json(os.path.join(archive, name + ".json"))
   if results is not None and "metrics" in results:
     run.state, run.results = FINISHED, results
     return run
-  if not os.path.isdir(workdir):
-    return run
-  run.state = IN_PROGRESS
-  run.step = latest_checkpoint_step(workdir)
-  progress = _read_json(os.path.join(workdir, "progress.json")) or {}
-  if isinstance(progress.get("epoch"), int):
-    run.epoch = progress["epoch"]
+  if os.path.isdir(workdir):
+    run.state = IN_PROGRESS
+    run.step = latest_checkpoint_step(workdir)
+    _read_progress(run, os.path.join(workdir, "progress.json"))
+  elif archive is not None and os.path.isfile(
+      _archived_progress_path(archive, name)):
+    run.state, run.archived = IN_PROGRESS, True
+    _read_progress(run, _archived_progress_path(archive, name))
   return run
 
 
@@ -470,8 +500,9 @@ def report_json(table: str, summaries: Sequence[CellSummary],
           "paper_top1": s.paper,
           "n": s.stats["n"], "mean": s.stats["mean"], "std": s.stats["std"],
           "runs": [{"seed": r.seed, "workdir": r.workdir, "state": r.state,
-                    "step": r.step, "epoch": r.epoch,
-                    "status": r.describe()} for r in s.runs],
+                    "step": r.step, "epoch": r.epoch, "top1": r.top1,
+                    "archived": r.archived, "status": r.describe()}
+                   for r in s.runs],
       } for s in summaries],
       "orderings": list(orderings),
   }
@@ -482,9 +513,9 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
   """Writes ``<results_dir>/<table>.md`` and ``.json`` and, once a run is
   finished, ``<table>_per_class.png`` and ``<table>_groups.png`` (one pair
   per group of comparable cells, suffixed when the table has several).
-  Each finished run's ``results.json`` is copied to
-  :func:`archive_dir`, which later reports (and the runner) read when the
-  workdir is gone.
+  Each finished run's ``results.json``, and each unfinished run's
+  ``progress.json``, is copied to :func:`archive_dir`, which later reports
+  (and the runner) read when the workdir is gone.
 
   Args:
     table: the table's name (file names and title).
@@ -499,11 +530,19 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
   archive = archive_dir(results_dir, table)
   runs = table_runs(cells, runs_dir, archive)
   for run in runs:
+    name = run.cell.run_name(run.seed)
+    progress_copy = _archived_progress_path(archive, name)
     if run.state == FINISHED:
       os.makedirs(archive, exist_ok=True)
-      with open(os.path.join(archive, run.cell.run_name(run.seed) + ".json"),
-                "w") as f:
+      with open(os.path.join(archive, name + ".json"), "w") as f:
         json.dump(run.results, f, indent=1)
+      if os.path.exists(progress_copy):
+        os.remove(progress_copy)
+    elif not run.archived and os.path.isfile(
+        os.path.join(run.workdir, "progress.json")):
+      os.makedirs(archive, exist_ok=True)
+      shutil.copyfile(os.path.join(run.workdir, "progress.json"),
+                      progress_copy)
   summaries = summarize(cells, runs)
   orderings = check_orderings(summaries)
   os.makedirs(results_dir, exist_ok=True)

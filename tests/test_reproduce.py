@@ -73,6 +73,10 @@ def test_status_finished_in_progress_not_started(tmp_path):
   (tmp_path / mixup.run_name(0) / "progress.json").write_text('{"epoch": 7}')
   assert (reproduce.run_status(mixup, 0, runs_dir).describe()
           == "in progress, last evaluated epoch 7")
+  (tmp_path / mixup.run_name(0) / "progress.json").write_text(
+      '{"epoch": 7, "step": 672, "top1": 41.256}')
+  assert (reproduce.run_status(mixup, 0, runs_dir).describe()
+          == "in progress, last evaluated epoch 7 (top-1 41.26)")
 
 
 def test_aggregate_mean_and_sample_std():
@@ -172,6 +176,44 @@ def test_finished_results_survive_without_their_workdirs(tmp_path):
   # Without the archive the finished runs would count as not started.
   assert reproduce.run_status(cells[0], 0, runs_dir).state == (
       reproduce.NOT_STARTED)
+
+
+def test_unfinished_progress_survives_without_its_workdir(tmp_path):
+  """A fresh checkout shows how far an unfinished run got; once the run
+  finishes, its archived progress is replaced by its results."""
+  cells, runs_dir = _fake_table(tmp_path)
+  results_dir = str(tmp_path / "results")
+  drw = cells[3]
+  workdir = tmp_path / "runs" / drw.run_name(0)
+  (workdir / "progress.json").write_text(
+      '{"epoch": 10, "step": 960, "top1": 45.45}')
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  archive = tmp_path / "results" / "runs" / "fake"
+  copy = archive / f"{drw.run_name(0)}.progress.json"
+  assert json.loads(copy.read_text())["epoch"] == 10
+  assert not (archive / f"{drw.run_name(1)}.progress.json").exists()
+  md = (tmp_path / "results" / "fake.md").read_text()
+  assert "s0: in progress, last evaluated epoch 10 (top-1 45.45); s1:" in md
+
+  shutil.rmtree(workdir)
+  run = reproduce.run_status(drw, 0, runs_dir, str(archive))
+  assert (run.state, run.archived, run.epoch, run.step) == (
+      reproduce.IN_PROGRESS, True, 10, None)
+  assert run.describe() == ("in progress, last evaluated epoch 10 (top-1 "
+                            "45.45); its checkpoint is not on this machine")
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  assert "its checkpoint is not on this machine; s1: not started" in (
+      tmp_path / "results" / "fake.md").read_text()
+  assert json.loads(copy.read_text())["top1"] == 45.45  # kept, not dropped
+  report = json.loads((tmp_path / "results" / "fake.json").read_text())
+  assert report["cells"][3]["runs"][0]["archived"] is True
+  # Without the archive it would count as not started.
+  assert reproduce.run_status(drw, 0, runs_dir).state == reproduce.NOT_STARTED
+
+  _finish(runs_dir, drw, 0, _metrics(77.0))
+  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  assert not copy.exists()
+  assert (archive / f"{drw.run_name(0)}.json").exists()
 
 
 def test_no_plots_before_a_run_finishes(tmp_path):
