@@ -45,7 +45,8 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
   plt = _pyplot()
   counts = np.maximum(np.asarray(class_counts), 1)
   order = np.argsort(counts)
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  many = len(results_by_method) > 4  # the legend would cover the lines
+  fig, ax = plt.subplots(figsize=(8.5 if many else 7, 4.5))
   for name, metrics in results_by_method.items():
     acc = np.asarray(metrics["per_class"], np.float64)
     ax.plot(counts[order], acc[order], marker="o", ms=4, lw=1, label=name)
@@ -54,7 +55,10 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
   ax.set_ylabel("test accuracy (%)")
   ax.set_ylim(-2, 102)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  if many:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  else:
+    ax.legend(fontsize=8)
   if title:
     ax.set_title(title)
   _save(fig, path)
