@@ -305,9 +305,9 @@ def run_status(cell: Cell, seed: int, runs_dir: str,
     run.step = latest_checkpoint_step(workdir)
     _read_progress(run, os.path.join(workdir, "progress.json"))
   elif archive is not None and os.path.isfile(
-      _archived_progress_path(archive, name)):
+      progress_copy := _archived_progress_path(archive, name)):
     run.state, run.archived = IN_PROGRESS, True
-    _read_progress(run, _archived_progress_path(archive, name))
+    _read_progress(run, progress_copy)
   return run
 
 
