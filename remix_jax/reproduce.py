@@ -38,6 +38,17 @@ METHOD_LABELS = {
     "cutmix_sumix": "CutMix+SUMix", "sumix_remix": "Remix-CM+SUMix",
 }
 
+_SUMIX_NOTE = (
+    "λ̃ as released (s = the per-device batch, 128): in training it gives "
+    "the majority label to the smaller image of the mix for most samples "
+    "(`python benchmarks/sumix_direction.py`), so this row measures the "
+    "released rule, not a ratio that follows the mix; see the README's SUMix "
+    "section.")
+
+#: A note printed under a table that has the method (why its row reads as
+#: it does).
+METHOD_NOTES = {"cutmix_sumix": _SUMIX_NOTE, "sumix_remix": _SUMIX_NOTE}
+
 #: The paper's orderings checked on our numbers (each chain lower → higher).
 ORDERINGS = (("erm", "mixup", "remix", "remix_drw"), ("cutmix", "remix_cm"))
 
@@ -486,6 +497,16 @@ def markdown(table: str, summaries: Sequence[CellSummary],
           f"- {method_label(o['lower'])} < {method_label(o['higher'])}: "
           f"{'holds' if o['holds'] else 'does NOT hold'} "
           f"({o['margin']:+.2f} vs paper {paper_margin})")
+    lines.append("")
+  notes = {}
+  for s in summaries:
+    if s.cell.method in METHOD_NOTES:
+      notes.setdefault(METHOD_NOTES[s.cell.method], []).append(
+          method_label(s.cell.method))
+  if notes:
+    lines += ["Notes:", ""]
+    lines += [f"- {', '.join(dict.fromkeys(names))}: {note}"
+              for note, names in notes.items()]
     lines.append("")
   return "\n".join(lines)
 

@@ -183,11 +183,11 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
             info.lam)
         extra["sumix_regularizer"] = jnp.sum(reg) / global_batch
         loss = loss + config.sumix.gamma * extra["sumix_regularizer"]
-      aux = (nnx.state(model, nnx.BatchStat), out.logits, lam_y, extra)
+      aux = (nnx.state(model, nnx.BatchStat), out.logits, lam_y, ratio, extra)
       return loss, aux
 
-    (loss, (batch_stats, logits, lam_y, extra)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
+    (loss, (batch_stats, logits, lam_y, ratio, extra)), grads = (
+        jax.value_and_grad(loss_fn, has_aux=True)(state.params))
     batch_stats = jax.lax.pmean(batch_stats, AXIS)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -196,10 +196,15 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
         "loss": jax.lax.psum(loss, AXIS),
         "train_accuracy": jax.lax.pmean(
             jnp.mean(jnp.argmax(logits, -1) == dominant), AXIS),
+        "mix_ratio": jax.lax.pmean(jnp.mean(info.lam), AXIS),
         "label_weight": jax.lax.pmean(jnp.mean(lam_y), AXIS),
         "learning_rate": learning_rate_fn(state.step),
         **{k: jax.lax.psum(v, AXIS) for k, v in extra.items()},
     }
+    if use_sumix:
+      metrics["sumix_ratio"] = jax.lax.pmean(jnp.mean(ratio), AXIS)
+      metrics["sumix_label_flip"] = jax.lax.pmean(
+          sumix.label_flip_rate(info.lam, ratio), AXIS)
     new_state = TrainState(params, batch_stats, opt_state, state.step + 1,
                            state.rng)
     return new_state, metrics

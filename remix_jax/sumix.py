@@ -124,6 +124,25 @@ def sumix_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
   return ratio_from_distances(distances, labels, partner, lam)
 
 
+def label_flip_rate(lam: jax.Array, lam_tilde: jax.Array) -> jax.Array:
+  """The fraction of samples whose majority label λ̃ gives to the other image
+  than the mixer's area ratio does: ``mean_i[(λ̃_i ≥ ½) ≠ (λ_i ≥ ½)]``.
+
+  A diagnostic of the rule's direction: 0 when λ̃ always sides with the image
+  that fills more of the mix, 1 when it always sides with the smaller one.
+  The train step logs it as ``sumix_label_flip``.
+
+  Args:
+    lam: ``[B]`` the base mixer's λ.
+    lam_tilde: ``[B]`` SUMix's λ̃ (:func:`sumix_ratio`).
+
+  Returns:
+    A scalar in [0, 1].
+  """
+  flipped = (jnp.asarray(lam_tilde) >= 0.5) != (jnp.asarray(lam) >= 0.5)
+  return jnp.mean(flipped.astype(jnp.float32))
+
+
 def uncertainty_regularizer(distances: Distances, u_clean: jax.Array,
                             u_mixed: jax.Array, labels: jax.Array,
                             partner: jax.Array, lam: jax.Array) -> jax.Array:

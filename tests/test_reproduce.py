@@ -143,6 +143,8 @@ def test_report_markdown_json_and_plots(tmp_path):
   assert "| 9 | truck | 50 | 30.50 ± 0.71 |" in md
   assert "- ERM < Mixup: holds (+2.00 vs paper +1.23)" in md
   assert "- Mixup < Remix: does NOT hold (-1.00 vs paper +2.27)" in md
+  assert "- CutMix+SUMix: λ̃ as released" in md
+  assert md.count("λ̃ as released") == 1
   report = json.loads((tmp_path / "results" / "fake.json").read_text())
   erm = report["cells"][0]
   assert erm["method"] == "erm" and erm["paper_top1"] == 71.86

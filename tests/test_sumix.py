@@ -162,6 +162,14 @@ def test_learnable_scale_is_trained_through_the_regularizer_only():
     sumix.SimilarityHead(0.0)
 
 
+def test_label_flip_rate_counts_majority_changes():
+  lam = jnp.array([0.8, 0.8, 0.3, 0.3, 0.5])
+  lam_t = jnp.array([0.9, 0.1, 0.2, 0.7, 0.49])
+  # kept, flipped, kept, flipped, flipped (0.5 counts as the own image's)
+  assert float(sumix.label_flip_rate(lam, lam_t)) == pytest.approx(0.6)
+  assert float(sumix.label_flip_rate(lam, lam)) == 0.0
+
+
 def test_is_norm_false_uses_the_logits():
   head = sumix.UncertaintyHead(6, 5, is_norm=False, rngs=nnx.Rngs(0))
   z = jnp.arange(10.0).reshape(2, 5)
@@ -232,9 +240,19 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
   want_stats = nnx.state(model, nnx.BatchStat)
   kernel0 = np.asarray(params["uncertainty"]["linear"]["kernel"][...])
 
+  want_ratio = sumix.sumix_ratio(out_c.logits, out_m.logits,
+                                 jnp.asarray(labels), info.partner, info.lam,
+                                 scale=8.0)
+
   new_state, metrics = step(state, *parallel.shard_batch(mesh,
                                                          (images, labels)))
   assert float(metrics["loss"]) == pytest.approx(float(want), rel=1e-5)
+  assert float(metrics["mix_ratio"]) == pytest.approx(
+      float(jnp.mean(info.lam)), rel=1e-6)
+  assert float(metrics["sumix_ratio"]) == pytest.approx(
+      float(jnp.mean(want_ratio)), rel=1e-4, abs=1e-6)
+  assert float(metrics["sumix_label_flip"]) == pytest.approx(
+      float(sumix.label_flip_rate(info.lam, want_ratio)))
   kernel1 = np.asarray(new_state.params["uncertainty"]["linear"]["kernel"][
       ...])
   assert np.abs(kernel1 - kernel0).max() > 0
