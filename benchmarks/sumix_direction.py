@@ -56,7 +56,8 @@ def probe_ratios(config, state, batches) -> np.ndarray:
   for i, batch in enumerate(batches):
     images, labels = jnp.asarray(batch["image"]), jnp.asarray(batch["label"])
     mixed, info, _ = mix(jax.random.key(i), images, labels)
-    nnx.update(model, writable(state.batch_stats))  # drop the probe's BN updates
+    # Each probe batch starts from the trained BatchNorm statistics.
+    nnx.update(model, writable(state.batch_stats))
     lam_t, _ = model.similarity(model(images).logits, model(mixed).logits,
                                 labels, info.partner, info.lam)
     out.append(np.asarray(lam_t))
@@ -90,7 +91,7 @@ def collect(config, num_steps: int, probe_batches: int):
 
 def by_lambda(series: dict) -> list[str]:
   """Markdown rows: mean λ̃, label weight and flip rate per λ bin."""
-  rows = ["| batch λ | steps | mean λ̃ | label weight | flip rate |",
+  rows = ["| batch λ | batches | mean λ̃ | label weight | flip rate |",
           "|---|---|---|---|---|"]
   lam = series["mix_ratio"]
   for lo, hi in zip(BINS[:-1], BINS[1:]):
