@@ -40,13 +40,12 @@ DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
 KEYS = ("mix_ratio", "sumix_ratio", "label_weight", "sumix_label_flip",
         "loss")
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-NUM_CLASSES = 10
 
 
-def probe_ratios(config, state, batches) -> np.ndarray:
+def probe_ratios(config, state, batches, num_classes: int) -> np.ndarray:
   """Per-sample λ̃ of the trained ``state`` on ``batches`` (the train step's
   two passes in train mode, without updating anything)."""
-  model = train.create_model(config, NUM_CLASSES,
+  model = train.create_model(config, num_classes,
                              per_device_batch=config.batch_size)
   writable = lambda tree: jax.tree.map(np.array, tree)
   nnx.update(model, writable(state.params))
@@ -86,7 +85,7 @@ def collect(config, num_steps: int, probe_batches: int):
   fetched = jax.device_get(pending)
   series = {k: np.array([float(m[k]) for m in fetched]) for k in KEYS}
   probe = itertools.islice(train_data.iterate(epoch + 1), probe_batches)
-  return series, probe_ratios(config, state, probe)
+  return series, probe_ratios(config, state, probe, train_data.num_classes)
 
 
 def by_lambda(series: dict) -> list[str]:
