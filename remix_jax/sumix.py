@@ -177,7 +177,7 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
     + (1 − λ)·p_b``, gives ``d_b − d_a = (2λ − 1)·TV(p_a, p_b)``: λ̃ then
     sides with the larger image (no label flip) and is only sharpened;
   * symmetric: swapping the images (``a ↔ b``, λ ↔ 1 − λ) gives 1 − λ̃;
-  * no gradient: the probabilities are stop-gradient.
+  * no gradient: λ̃ is stop-gradient (w.r.t. the logits and λ).
 
   Args:
     logits_clean: ``[B, C]`` logits of the clean batch.
@@ -193,7 +193,8 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
   p_m = jax.nn.softmax(jax.lax.stop_gradient(logits_mixed).astype(jnp.float32))
   d_a = total_variation(p_m, p_a)
   d_b = total_variation(p_m, p_a[partner])
-  return _reweighted_ratio(lam, d_a / temperature, d_b / temperature)
+  return jax.lax.stop_gradient(
+      _reweighted_ratio(lam, d_a / temperature, d_b / temperature))
 
 
 def make_ratio_fn(rule: str, *, temperature: float) -> Callable:
