@@ -176,6 +176,9 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
   * a mixed prediction that is the λ-mixture of the clean ones, ``p_m = λ·p_a
     + (1 − λ)·p_b``, gives ``d_b − d_a = (2λ − 1)·TV(p_a, p_b)``: λ̃ then
     sides with the larger image (no label flip) and is only sharpened;
+  * limitation: a uniform ``p_m`` with ``p_a``, ``p_b`` of different
+    confidence leans towards the less confident image (within the bound
+    above);
   * symmetric: swapping the images (``a ↔ b``, λ ↔ 1 − λ) gives 1 − λ̃;
   * no gradient: λ̃ is stop-gradient (w.r.t. the logits and λ).
 

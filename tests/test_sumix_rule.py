@@ -128,6 +128,16 @@ def test_uninformative_predictions_give_lambda():
     assert shift.max() < 2 * eps
 
 
+def test_limitation_a_uniform_mix_leans_to_the_less_confident_image():
+  # Documented limitation: p_m uniform, p_a confident, p_b less so.
+  z_a = np.array([[4.0, 0, 0, 0], [0, 1.0, 0, 0]])
+  got = _follow(z_a, np.zeros((2, 4)), [1, 0], [0.5, 0.5])
+  assert got[0] < 0.5 < got[1]
+  p = np.asarray(jax.nn.softmax(jnp.asarray(z_a)), np.float64)
+  tv = 0.5 * np.abs(p[0] - p[1]).sum()
+  assert abs(_logit(got[0])) <= tv / 0.5 + 1e-5
+
+
 def test_bounded_away_from_saturation_and_batch_size_free():
   # Extreme, opposite confident predictions: the shift never exceeds 1/T.
   b, c = 32, 10
