@@ -2,6 +2,7 @@
 
     python benchmarks/sumix_direction.py [--method cutmix_sumix] [--steps 288]
         [--scale 0] [--data_dir ../shared/tfds]
+    python benchmarks/sumix_direction.py --method cutmix_sumix_follow
 
 Trains ``--method`` (a SUMix method) from scratch with the ``cpu30`` recipe
 on cifar10_jpeg (exponential ρ = 100, LDAM split) for ``--steps`` steps with
@@ -51,14 +52,15 @@ def probe_ratios(config, state, batches, num_classes: int) -> np.ndarray:
   nnx.update(model, writable(state.params))
   model.train()
   mix = steps.make_mix_fn(config, model.num_mix_layers)
+  ratio_fn = steps.make_sumix_ratio_fn(config)
   out = []
   for i, batch in enumerate(batches):
     images, labels = jnp.asarray(batch["image"]), jnp.asarray(batch["label"])
     mixed, info, _ = mix(jax.random.key(i), images, labels)
     # Each probe batch starts from the trained BatchNorm statistics.
     nnx.update(model, writable(state.batch_stats))
-    lam_t, _ = model.similarity(model(images).logits, model(mixed).logits,
-                                labels, info.partner, info.lam)
+    lam_t, _ = ratio_fn(model.similarity, model(images).logits,
+                        model(mixed).logits, labels, info.partner, info.lam)
     out.append(np.asarray(lam_t))
   return np.concatenate(out)
 
@@ -88,19 +90,31 @@ def collect(config, num_steps: int, probe_batches: int):
   return series, probe_ratios(config, state, probe, train_data.num_classes)
 
 
-def by_lambda(series: dict) -> list[str]:
-  """Markdown rows: mean λ̃, label weight and flip rate per λ bin."""
-  rows = ["| batch λ | batches | mean λ̃ | label weight | flip rate |",
-          "|---|---|---|---|---|"]
+def lambda_bins(series: dict) -> list[dict]:
+  """Per bin of the batch λ (:data:`BINS`, the last bin closed; empty bins
+  skipped): ``lo, hi, batches`` and the means of λ̃, the label weight and
+  the flip rate."""
+  out = []
   lam = series["mix_ratio"]
   for lo, hi in zip(BINS[:-1], BINS[1:]):
     sel = (lam >= lo) & ((lam < hi) if hi < 1.0 else (lam <= hi))
     if not sel.any():
       continue
-    rows.append(f"| {lo:.1f}–{hi:.1f} | {sel.sum()} | "
-                f"{series['sumix_ratio'][sel].mean():.3f} | "
-                f"{series['label_weight'][sel].mean():.3f} | "
-                f"{series['sumix_label_flip'][sel].mean():.3f} |")
+    out.append({"lo": lo, "hi": hi, "batches": int(sel.sum()),
+                "mean_ratio": float(series["sumix_ratio"][sel].mean()),
+                "label_weight": float(series["label_weight"][sel].mean()),
+                "flip_rate": float(series["sumix_label_flip"][sel].mean())})
+  return out
+
+
+def by_lambda(series: dict) -> list[str]:
+  """Markdown rows: mean λ̃, label weight and flip rate per λ bin."""
+  rows = ["| batch λ | batches | mean λ̃ | label weight | flip rate |",
+          "|---|---|---|---|---|"]
+  for b in lambda_bins(series):
+    rows.append(f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['batches']} | "
+                f"{b['mean_ratio']:.3f} | {b['label_weight']:.3f} | "
+                f"{b['flip_rate']:.3f} |")
   return rows
 
 
@@ -152,7 +166,9 @@ def main():
   scale = args.scale or config.batch_size
   print(f"{args.method}, cpu30 recipe, cifar10_jpeg exp rho=100, "
         f"{args.steps} steps from scratch, s = {scale:g}, reduction "
-        f"{config.sumix.reduction}")
+        f"{config.sumix.reduction}, rule {config.sumix.rule}"
+        + (f" (T = {config.sumix.temperature:g})"
+           if config.sumix.rule == "follow" else ""))
   print("\n".join(by_lambda(series)))
   print()
   print("\n".join(by_stretch(series)))

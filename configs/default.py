@@ -46,6 +46,10 @@ def get_config(arg=None):
   c.sumix.learn_scale = False  # extension: learn log s (trained through R only)
   c.sumix.is_norm = True  # uncertainty head W_u (False: u = logits, ImageNet)
   c.sumix.reduction = "official"  # official (batch-mean λ̃) | per_sample
+  # λ̃ rule: official (as released) | follow (ours: towards the image the mixed
+  # prediction is closer to, logit shift at most 1/temperature)
+  c.sumix.rule = "official"
+  c.sumix.temperature = 0.5  # T of the follow rule
 
   # Loss and re-balancing.
   c.loss = "ce"  # ce | ldam | focal

@@ -81,6 +81,11 @@ def _validate_sumix(config) -> None:
   if cfg.reduction not in sumix.REDUCTIONS:
     raise ValueError(f"config.sumix.reduction={cfg.reduction!r} is not valid; "
                      f"choose one of {', '.join(sumix.REDUCTIONS)}")
+  if cfg.rule not in sumix.RULES:
+    raise ValueError(f"config.sumix.rule={cfg.rule!r} is not valid; choose "
+                     f"one of {', '.join(sumix.RULES)}")
+  if not cfg.temperature > 0:
+    raise ValueError(f"config.sumix.temperature={cfg.temperature} must be > 0")
   if cfg.gamma < 0 or cfg.scale < 0:
     raise ValueError(f"config.sumix.gamma={cfg.gamma} and config.sumix.scale="
                      f"{cfg.scale} must be >= 0 (scale 0 = per-device batch)")

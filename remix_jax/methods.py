@@ -12,6 +12,8 @@ from __future__ import annotations
 _REMIX = {"label_rule": "remix"}
 _LDAM = {"loss": "ldam", "normalized_classifier": True}
 _SUMIX = {"sumix.enabled": True}
+_SUMIX_FOLLOW = {**_SUMIX, "sumix.rule": "follow",
+                 "sumix.reduction": "per_sample"}
 
 METHODS: dict[str, dict] = {
     "erm": {},
@@ -51,6 +53,13 @@ METHODS: dict[str, dict] = {
     # per-sample reduction, which keeps the rule's 0/1 label weights).
     "sumix_remix": {"mixer": "cutmix", **_SUMIX, **_REMIX,
                     "sumix.reduction": "per_sample"},
+    # Our λ̃ rule (remix_jax.sumix.follow_ratio), per sample, on each base
+    # mixer and with the Remix rule.
+    "cutmix_sumix_follow": {"mixer": "cutmix", **_SUMIX_FOLLOW},
+    "saliencymix_sumix_follow": {"mixer": "saliencymix", **_SUMIX_FOLLOW},
+    "fmix_sumix_follow": {"mixer": "fmix", **_SUMIX_FOLLOW},
+    "resizemix_sumix_follow": {"mixer": "resizemix", **_SUMIX_FOLLOW},
+    "sumix_follow_remix": {"mixer": "cutmix", **_SUMIX_FOLLOW, **_REMIX},
 }
 
 

@@ -4,8 +4,9 @@
 
     mix (per device) → forward → per-sample loss → gradients → optax update
 
-(with SUMix: a clean and a mixed forward pass, the label weight from λ̃ and
-the uncertainty regularizer added; :mod:`remix_jax.sumix`),
+(with SUMix: a clean and a mixed forward pass, the label weight from λ̃ of
+``config.sumix.rule`` and the uncertainty regularizer added;
+:mod:`remix_jax.sumix`),
 
 jitted once over ``jax.shard_map`` on the ``('data',)`` mesh. Each device
 mixes its own shard with an rng folded by step and device index. The loss on
@@ -135,6 +136,14 @@ def make_label_weight_fn(config, class_counts) -> Callable:
   return label_weight
 
 
+def make_sumix_ratio_fn(config) -> Callable:
+  """``(similarity, logits_clean, logits_mixed, labels, partner, lam) ->
+  (λ̃, Distances)`` for ``config.sumix.rule`` (and its temperature); see
+  :func:`remix_jax.sumix.make_ratio_fn`."""
+  return sumix.make_ratio_fn(config.sumix.rule,
+                             temperature=config.sumix.temperature)
+
+
 def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
                     class_counts, steps_per_epoch: int, num_mix_layers: int):
   """The jitted data-parallel train step ``(state, images, labels) ->
@@ -145,6 +154,7 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
   class_weights = make_class_weight_fn(config, np.asarray(class_counts))
 
   use_sumix = config.sumix.enabled
+  sumix_ratio = make_sumix_ratio_fn(config) if use_sumix else None
 
   def local_step(state: TrainState, images, labels):
     TRACE_COUNTS["train_step"] += 1
@@ -166,8 +176,9 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
       out = model(images, mix=manifold)
       ratio = info.lam
       if use_sumix:
-        ratio, distances = model.similarity(out_clean.logits, out.logits,
-                                            labels, info.partner, info.lam)
+        ratio, distances = sumix_ratio(model.similarity, out_clean.logits,
+                                       out.logits, labels, info.partner,
+                                       info.lam)
       lam_y = label_weight(ratio, labels, labels_b)
       total_weight = jax.lax.psum(
           jnp.sum(lam_y * w_a + (1.0 - lam_y) * w_b), AXIS)

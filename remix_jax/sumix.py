@@ -28,11 +28,16 @@ is large on the own class when the mixed prediction of ``y_a`` stays close to
 its clean prediction, so ``w_a`` is small and λ̃ moves TOWARDS the partner
 whose prediction changed more; with ``s`` = batch size 100 it saturates. We
 implement the rule as released and keep ``s`` a config field.
+
+Our second rule, ``'follow'`` (:func:`follow_ratio`, not from the paper or the
+released code), replaces step 4 only: λ̃ moves from the area ratio λ towards
+the image whose clean prediction the mixed prediction is closer to, by a
+bounded amount (see :func:`follow_ratio`). Steps 5 and 6 are unchanged.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +47,8 @@ from remix_jax import losses
 from remix_jax.models.layers import l2_normalize
 
 REDUCTIONS = ("official", "per_sample")
+#: The ratio rules: the released one and ours (:func:`follow_ratio`).
+RULES = ("official", "follow")
 
 
 def _zero_column(p: jax.Array, column: jax.Array) -> jax.Array:
@@ -93,12 +100,20 @@ def ratio_from_distances(distances: Distances, labels: jax.Array,
   underflow (the released code divides ``0/0`` there) and gives exactly 0 or 1
   for ``λ`` = 0 or 1.
   """
-  lam = jnp.asarray(lam, jnp.float32)
   a = losses.take_labels(distances.a, labels)
   b = losses.take_labels(distances.b, labels[partner])
-  a, b = jax.lax.stop_gradient(a), jax.lax.stop_gradient(b)
-  log_a = jnp.log(lam) - a
-  log_b = jnp.log1p(-lam) - b
+  return _reweighted_ratio(lam, a, b)
+
+
+def _reweighted_ratio(lam: jax.Array, energy_a: jax.Array,
+                      energy_b: jax.Array) -> jax.Array:
+  """``λ·e^(−E_a) / (λ·e^(−E_a) + (1 − λ)·e^(−E_b))`` in log space
+  (stop-gradient; exactly 0 or 1 for ``λ`` = 0 or 1)."""
+  lam = jnp.asarray(lam, jnp.float32)
+  energy_a = jax.lax.stop_gradient(energy_a)
+  energy_b = jax.lax.stop_gradient(energy_b)
+  log_a = jnp.log(lam) - energy_a
+  log_b = jnp.log1p(-lam) - energy_b
   return jnp.exp(log_a - jnp.logaddexp(log_a, log_b))
 
 
@@ -122,6 +137,94 @@ def sumix_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
   distances = semantic_distances(logits_clean, logits_mixed, labels, partner,
                                  jax.lax.stop_gradient(scale))
   return ratio_from_distances(distances, labels, partner, lam)
+
+
+def total_variation(p: jax.Array, q: jax.Array) -> jax.Array:
+  """``TV(p, q) = ½·Σ_c |p_c − q_c|`` over the last axis, in [0, 1]."""
+  return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
+
+
+def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
+                 partner: jax.Array, lam: jax.Array, *,
+                 temperature: float) -> jax.Array:
+  """Our ratio rule ``'follow'``: λ̃ leans towards the image the mixed
+  prediction is semantically closer to (an extension, not the released code).
+
+  With ``p_a = softmax(sg z_a)``, ``p_b = p_a[π]``, ``p_m = softmax(sg z_m)``
+  and the total-variation distances ``d_a = TV(p_m, p_a)``, ``d_b = TV(p_m,
+  p_b)``::
+
+      logit λ̃ = logit λ + (d_b − d_a) / T
+      λ̃ = λ·e^(−d_a/T) / (λ·e^(−d_a/T) + (1 − λ)·e^(−d_b/T))
+
+  i.e. a Bayesian update of the area prior λ with the likelihood
+  ``e^(−d/T)`` of "the mix shows this image", per sample.
+
+  Properties (tested in ``tests/test_sumix_rule.py``):
+
+  * direction: λ̃ increases strictly with ``d_b − d_a`` (the mixed
+    prediction closer to ``a``'s clean prediction gives ``a`` more weight);
+  * uninformative limit: if ``p_a = p_b`` (e.g. uniform predictions at
+    initialisation, or two images of one class predicted alike) then
+    ``d_a = d_b`` and λ̃ = λ exactly, whatever ``p_m``; in general, by the
+    triangle inequality, ``|logit λ̃ − logit λ| ≤ TV(p_a, p_b)/T``: the
+    correction is at most as large as the two clean predictions differ;
+  * bounds: ``|logit λ̃ − logit λ| ≤ 1/T``, so λ̃ ∈ (0, 1) whenever
+    λ ∈ (0, 1), independently of the batch size (the released rule's scale
+    ``s`` = batch size saturates it); λ = 0 or 1 (nothing of one image in
+    the mix) is kept exactly;
+  * a mixed prediction that is the λ-mixture of the clean ones, ``p_m = λ·p_a
+    + (1 − λ)·p_b``, gives ``d_b − d_a = (2λ − 1)·TV(p_a, p_b)``: λ̃ then
+    sides with the larger image (no label flip) and is only sharpened;
+  * limitation: a uniform ``p_m`` with ``p_a``, ``p_b`` of different
+    confidence leans towards the less confident image (within the bound
+    above);
+  * symmetric: swapping the images (``a ↔ b``, λ ↔ 1 − λ) gives 1 − λ̃;
+  * no gradient: λ̃ is stop-gradient (w.r.t. the logits and λ).
+
+  Args:
+    logits_clean: ``[B, C]`` logits of the clean batch.
+    logits_mixed: ``[B, C]`` logits of the mixed batch.
+    partner: ``[B]`` the mixer's permutation ``π``.
+    lam: ``[B]`` the base mixer's area-corrected λ.
+    temperature: ``T > 0``; the largest logit shift is ``1/T``.
+
+  Returns:
+    ``[B] float32`` λ̃, the weight of sample i's own label (stop-gradient).
+  """
+  p_a = jax.nn.softmax(jax.lax.stop_gradient(logits_clean).astype(jnp.float32))
+  p_m = jax.nn.softmax(jax.lax.stop_gradient(logits_mixed).astype(jnp.float32))
+  d_a = total_variation(p_m, p_a)
+  d_b = total_variation(p_m, p_a[partner])
+  return jax.lax.stop_gradient(
+      _reweighted_ratio(lam, d_a / temperature, d_b / temperature))
+
+
+def make_ratio_fn(rule: str, *, temperature: float) -> Callable:
+  """``(similarity, logits_clean, logits_mixed, labels, partner, lam) ->
+  (λ̃, Distances)`` for ``rule``.
+
+  ``similarity`` is the model's :class:`SimilarityHead`; its distances feed
+  the uncertainty regularizer under both rules, so the rules differ only in
+  λ̃: ``'official'`` (released, :func:`ratio_from_distances`) or
+  ``'follow'`` (ours, :func:`follow_ratio` with ``temperature``).
+  Raises a one-line ``ValueError`` naming the rules (or for ``T <= 0``).
+  """
+  if rule not in RULES:
+    raise ValueError(f"unknown SUMix rule {rule!r}; choose one of "
+                     f"{', '.join(RULES)}")
+  if not temperature > 0:
+    raise ValueError(f"SUMix temperature={temperature} must be > 0")
+
+  def ratio_fn(similarity, logits_clean, logits_mixed, labels, partner, lam):
+    released, distances = similarity(logits_clean, logits_mixed, labels,
+                                     partner, lam)
+    if rule == "official":
+      return released, distances
+    return follow_ratio(logits_clean, logits_mixed, partner, lam,
+                        temperature=temperature), distances
+
+  return ratio_fn
 
 
 def label_flip_rate(lam: jax.Array, lam_tilde: jax.Array) -> jax.Array:
