@@ -36,6 +36,8 @@ METHOD_LABELS = {
     "remix_rs": "Remix-RS", "remix_drw": "Remix-DRW", "remix_drs": "Remix-DRS",
     "remix_ldam_drw": "Remix-LDAM-DRW", "remix_ldam_drs": "Remix-LDAM-DRS",
     "cutmix_sumix": "CutMix+SUMix", "sumix_remix": "Remix-CM+SUMix",
+    "cutmix_sumix_follow": "CutMix+SUMix(follow)",
+    "sumix_follow_remix": "Remix-CM+SUMix(follow)",
 }
 
 _SUMIX_NOTE = (
@@ -179,7 +181,8 @@ class Cell:
 
 
 _CPU30_METHODS = ("erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
-                  "cutmix_sumix", "sumix_remix")
+                  "cutmix_sumix", "sumix_remix", "cutmix_sumix_follow",
+                  "sumix_follow_remix")
 _PAPER_METHODS = ("erm", "mixup", "remix", "remix_drw")
 
 #: The reproduction tables by name.
