@@ -42,7 +42,8 @@ def test_run_names_and_config_args():
                                 "method=remix_drw,protocol=cpu30,seed=0")
   assert [c.method for c in reproduce.get_table("cpu30")] == [
       "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
-      "cutmix_sumix", "sumix_remix"]
+      "cutmix_sumix", "sumix_remix", "cutmix_sumix_follow",
+      "sumix_follow_remix"]
   with pytest.raises(ValueError, match="cpu30"):
     reproduce.get_table("nope")
 
