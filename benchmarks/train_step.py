@@ -2,10 +2,13 @@
 
     python benchmarks/train_step.py [--batch 128] [--iters 20] [--devices 0]
         [--mixers erm,mixup,cutmix,...] [--model resnet32]
+        [--conv_impls xla,onednn]
 
 Uses the trainer's own step (``remix_jax.train.build``: model, mixer, Remix
 label rule off, loss, SGD-momentum update, data-parallel ``shard_map``) on
-random data. Prints, per mixer, the compile time (first call), the median
+random data, once per convolution implementation (``config.conv_impl``:
+XLA's, and oneDNN's where the native extension is built). Prints, per
+implementation and mixer, the compile time (first call), the median
 time of one step after warm-up, images/s, and the mixer's share of the step
 (``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
 pass), SUMix's step time as a multiple of its base mixer's, then eval
@@ -52,6 +55,7 @@ def time_train_step(method: str, args, images, labels) -> dict:
   config.model = args.model
   config.batch_size = args.batch
   config.weight_grad_chunks = args.weight_grad_chunks
+  config.conv_impl = args.conv_impl
   mesh = parallel.make_mesh(args.devices)
   state, train_step, eval_step = train.build(
       config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
@@ -88,6 +92,9 @@ def main():
                       help="comma-separated methods (erm is always timed)")
   parser.add_argument("--weight_grad_chunks", type=int, default=-1,
                       help="config.weight_grad_chunks (-1 = auto, 1 = plain)")
+  parser.add_argument("--conv_impls", default="xla,onednn",
+                      help="comma-separated config.conv_impl values, each "
+                      "timed (onednn is skipped where it is unavailable)")
   parser.add_argument("--no_torch", action="store_true",
                       help="skip the PyTorch reference")
   args = parser.parse_args()
@@ -98,28 +105,38 @@ def main():
   mesh_size = parallel.make_mesh(args.devices).devices.size
   chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks,
                                             args.batch // mesh_size)
+  impls = []
+  for impl in args.conv_impls.split(","):
+    try:
+      impls.append(train.resolve_conv_impl(impl))
+    except ValueError as e:
+      print(f"conv_impl {impl} skipped: {e}")
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
-        f"float32, weight_grad_chunks {chunks}, median of {args.iters} steps "
-        "after warm-up")
-  print("| method | compile (s) | step (ms) | images/s | mixer share |")
-  print("|---|---|---|---|---|")
-  base, times = None, {}
-  for name in names:
-    r = time_train_step(name, args, images, labels)
-    base = base or r
-    times[name] = r["step_s"]
-    share = ("–" if name == "erm" else
-             f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
-    print(f"| {name} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | "
-          f"{args.batch / r['step_s']:.0f} | {share} |", flush=True)
-  for name, t in times.items():
-    if name.endswith("_sumix") and name[:-len("_sumix")] in times:
-      mixer = name[:-len("_sumix")]
-      print(f"SUMix step / {mixer} step: {t / times[mixer]:.2f}x")
-  jax_eval = args.batch / base["eval_s"]
-  print(f"eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
-        f"{jax_eval:.0f} images/s")
+        f"float32, XLA convs with weight_grad_chunks {chunks}, median of "
+        f"{args.iters} steps after warm-up")
+  print("| convs | method | compile (s) | step (ms) | images/s | mixer share |")
+  print("|---|---|---|---|---|---|")
+  erm_results, times = {}, {}
+  for impl in impls:
+    args.conv_impl = impl
+    for name in names:
+      r = time_train_step(name, args, images, labels)
+      base = erm_results.setdefault(impl, r)
+      times[impl, name] = r["step_s"]
+      share = ("–" if name == "erm" else
+               f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
+      print(f"| {impl} | {name} | {r['compile_s']:.1f} | "
+            f"{1e3 * r['step_s']:.0f} | {args.batch / r['step_s']:.0f} | "
+            f"{share} |", flush=True)
+  for (impl, name), t in times.items():
+    mixer = name[:-len("_sumix")]
+    if name.endswith("_sumix") and (impl, mixer) in times:
+      print(f"{impl}: SUMix step / {mixer} step: "
+            f"{t / times[impl, mixer]:.2f}x")
+  for impl, base in erm_results.items():
+    print(f"{impl}: eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
+          f"{args.batch / base['eval_s']:.0f} images/s")
   if args.no_torch or args.model != "resnet32":
     return
   if not torch_reference.available():
@@ -127,14 +144,15 @@ def main():
           "(pip install torch==2.13.0, the CPU build)")
     return
   ref = torch_reference.time_resnet32(args.batch, args.iters)
-  jax_train = args.batch / base["step_s"]
   torch_train = args.batch / ref["step_s"]
   torch_eval = args.batch / ref["eval_s"]
   print(f"PyTorch {ref['version']} eager channels_last ResNet-32 "
         f"({ref['threads']} threads): train {torch_train:.0f} images/s, "
         f"eval {torch_eval:.0f} images/s")
-  print(f"ratio JAX/PyTorch: train {jax_train / torch_train:.2f}x, "
-        f"eval {jax_eval / torch_eval:.2f}x (erm step)")
+  for impl, base in erm_results.items():
+    print(f"ratio JAX ({impl} convs)/PyTorch: train "
+          f"{args.batch / base['step_s'] / torch_train:.2f}x, eval "
+          f"{args.batch / base['eval_s'] / torch_eval:.2f}x (erm step)")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def validate_config(config) -> None:
   _choice(config, "resample", RESAMPLE)
   _choice(config, "schedule", schedules.SCHEDULES)
   _choice(config, "dtype", DTYPES)
+  _choice(config, "conv_impl", ("auto", *models.conv.CONV_IMPLS))
   for field in ("batch_size", "eval_batch_size", "num_epochs",
                 "learning_rate", "eval_every_epochs", "checkpoint_every_epochs",
                 "log_every_steps", "mix_alpha", "keep_checkpoints"):

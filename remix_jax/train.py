@@ -8,6 +8,7 @@ writes TensorBoard scalars, checkpoints and the final results.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ from remix_jax import report
 from remix_jax import schedules
 from remix_jax import steps
 from remix_jax import sumix
+from remix_jax.models import onednn
 
 
 class _Interrupt:
@@ -86,6 +88,45 @@ def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
   return min(CPU_MAX_CHUNKS, max(1, per_device_batch // CPU_CHUNK_IMAGES))
 
 
+def resolve_conv_impl(value: str) -> str:
+  """``config.conv_impl`` with ``"auto"`` resolved by backend.
+
+  Auto: oneDNN's convolutions (:mod:`remix_jax.models.onednn`) on CPU when
+  the native library loads, else XLA's with one warning; XLA's on GPU/TPU.
+
+  Args:
+    value: ``"auto"``, ``"xla"`` or ``"onednn"``.
+
+  Returns:
+    ``"xla"`` or ``"onednn"``.
+
+  Raises:
+    ValueError: ``"onednn"`` on a non-CPU backend, or where the library is
+      unavailable (the message says why).
+  """
+  if value == "xla":
+    return value
+  backend = jax.default_backend()
+  if backend != "cpu":
+    if value == "onednn":
+      raise ValueError(f"config.conv_impl=onednn runs on CPU only (backend is "
+                       f"{backend}); use auto or xla")
+    return "xla"
+  reason = onednn.unavailable_reason()
+  if reason is None:
+    return "onednn"
+  if value == "onednn":
+    raise ValueError(f"config.conv_impl=onednn is unavailable: {reason}; use "
+                     "auto or xla")
+  _warn_once(f"oneDNN convolutions unavailable ({reason}); using XLA's")
+  return "xla"
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+  logging.warning(message)
+
+
 def create_model(config, num_classes: int, *,
                  per_device_batch: int) -> nnx.Module:
   """The backbone of ``config.model``, wrapped with SUMix's heads when
@@ -96,7 +137,8 @@ def create_model(config, num_classes: int, *,
       normalized_classifier=config.normalized_classifier,
       dtype=_dtype(config.dtype),
       weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks,
-                                                    per_device_batch))
+                                                    per_device_batch),
+      conv_impl=resolve_conv_impl(config.conv_impl))
   if not config.sumix.enabled:
     return model
   return sumix.SUMixModel(

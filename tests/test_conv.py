@@ -81,6 +81,7 @@ def _build_resnet32(weight_grad_chunks):
   config.model = "resnet32"
   config.batch_size = 16
   config.weight_grad_chunks = weight_grad_chunks
+  config.conv_impl = "xla"  # the chunks apply to XLA's convolutions
   mesh = parallel.make_mesh(1)
   state, step, _ = train.build(config, mesh, num_classes=10,
                                class_counts=np.arange(10, 0, -1) * 10,

@@ -34,6 +34,8 @@ from typing import Callable
 import jax
 from jax import lax
 
+from remix_jax.models import onednn
+
 ConvFn = Callable[..., jax.Array]
 
 
@@ -87,26 +89,39 @@ def _chunked_conv(lhs: jax.Array, rhs: jax.Array, *, conv: ConvFn,
   return apply(lhs, rhs)
 
 
-def make_conv_fn(num_chunks: int) -> ConvFn:
-  """``lax.conv_general_dilated`` with a ``num_chunks``-way chunked kernel gradient.
+#: Convolution implementations :func:`make_conv_fn` can return.
+CONV_IMPLS = ("xla", "onednn")
 
-  The forward value and the input gradient are unchanged; the kernel
-  gradient is the sum over ``num_chunks`` batch chunks of the per-chunk
-  kernel gradients (see the module docstring). Batch-grouped convolutions
-  (``batch_group_count > 1``) keep the plain gradient.
+
+def make_conv_fn(num_chunks: int, impl: str = "xla") -> ConvFn:
+  """A drop-in ``lax.conv_general_dilated`` for ``nnx.Conv``.
+
+  ``impl="xla"``: XLA's convolution whose kernel gradient is the sum over
+  ``num_chunks`` batch chunks of the per-chunk kernel gradients (see the
+  module docstring); the forward value and the input gradient are
+  unchanged, and batch-grouped convolutions (``batch_group_count > 1``)
+  keep the plain gradient. ``impl="onednn"``: oneDNN's convolutions on
+  XLA:CPU (:func:`remix_jax.models.onednn.conv_general_dilated`), which
+  compute all three passes natively; ``num_chunks`` does not apply.
 
   Args:
-    num_chunks: number of batch chunks for the kernel gradient; ``1`` returns
-      ``lax.conv_general_dilated`` unchanged.
+    num_chunks: number of batch chunks for XLA's kernel gradient; ``1``
+      with ``impl="xla"`` returns ``lax.conv_general_dilated`` unchanged.
+    impl: one of :data:`CONV_IMPLS`.
 
   Returns:
     A function with ``lax.conv_general_dilated``'s signature.
 
   Raises:
-    ValueError: ``num_chunks < 1``.
+    ValueError: ``num_chunks < 1`` or an unknown ``impl``.
   """
   if num_chunks < 1:
     raise ValueError(f"num_chunks must be >= 1, got {num_chunks}")
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
+                     f"{', '.join(CONV_IMPLS)}")
+  if impl == "onednn":
+    return onednn.conv_general_dilated
   if num_chunks == 1:
     return lax.conv_general_dilated
 

@@ -34,12 +34,16 @@ class LayerFactory:
     weight_grad_chunks: batch chunks of each conv's kernel gradient
       (:func:`remix_jax.models.conv.make_conv_fn`; same values, faster on
       XLA:CPU); ``1`` is the plain ``lax.conv_general_dilated``.
+    conv_impl: ``"xla"`` or ``"onednn"`` (oneDNN's convolutions on
+      XLA:CPU, :mod:`remix_jax.models.onednn`; ``weight_grad_chunks`` then
+      does not apply).
   """
 
   dtype: Any
   param_dtype: Any
   conv_init: initializers.Initializer
   weight_grad_chunks: int = 1
+  conv_impl: str = "xla"
 
   def conv(self, in_channels: int, out_channels: int, kernel: int,
            stride: int = 1, *, rngs: nnx.Rngs) -> nnx.Conv:
@@ -64,7 +68,8 @@ class LayerFactory:
         padding=((pad, pad), (pad, pad)), use_bias=False,
         kernel_init=self.conv_init, dtype=self.dtype,
         param_dtype=self.param_dtype,
-        conv_general_dilated=conv_lib.make_conv_fn(self.weight_grad_chunks),
+        conv_general_dilated=conv_lib.make_conv_fn(self.weight_grad_chunks,
+                                                  self.conv_impl),
         rngs=rngs)
 
   def batch_norm(self, channels: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:

@@ -22,7 +22,8 @@ MODELS: dict[str, resnet.ResNetSpec] = {
 def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
                  normalized_classifier: bool = False, dtype: Any = jnp.float32,
                  param_dtype: Any = jnp.float32,
-                 weight_grad_chunks: int = 1) -> resnet.ResNet:
+                 weight_grad_chunks: int = 1,
+                 conv_impl: str = "xla") -> resnet.ResNet:
   """Builds the model called ``name`` (a key of :data:`MODELS`).
 
   Args:
@@ -38,6 +39,8 @@ def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
     weight_grad_chunks: batch chunks of every conv's kernel gradient
       (:func:`remix_jax.models.conv.make_conv_fn`: the same gradient, 2–4×
       faster on XLA:CPU); ``1`` for the plain convolution (GPU/TPU).
+    conv_impl: ``"xla"`` or ``"onednn"`` (oneDNN's convolutions on XLA:CPU,
+      :mod:`remix_jax.models.onednn`).
 
   Returns:
     The model, in train mode (call ``.eval()`` for inference).
@@ -53,4 +56,5 @@ def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
   return resnet.ResNet(spec, num_classes=num_classes, rngs=rngs,
                        normalized_classifier=normalized_classifier,
                        dtype=dtype, param_dtype=param_dtype,
-                       weight_grad_chunks=weight_grad_chunks)
+                       weight_grad_chunks=weight_grad_chunks,
+                       conv_impl=conv_impl)

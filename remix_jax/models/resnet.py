@@ -94,6 +94,8 @@ class ResNet(nnx.Module):
     weight_grad_chunks: batch chunks of every conv's kernel gradient
       (:func:`~remix_jax.models.conv.make_conv_fn`; the same gradient, faster
       on XLA:CPU); ``1`` for the plain convolution.
+    conv_impl: ``"xla"`` or ``"onednn"`` (oneDNN's convolutions on XLA:CPU,
+      :mod:`remix_jax.models.onednn`).
 
   Attributes:
     num_mix_layers: Manifold Mixup candidate layers, input included.
@@ -106,14 +108,15 @@ class ResNet(nnx.Module):
 
   def __init__(self, spec: ResNetSpec, *, num_classes: int, rngs: nnx.Rngs,
                normalized_classifier: bool = False, dtype: Any = jnp.float32,
-               param_dtype: Any = jnp.float32, weight_grad_chunks: int = 1):
+               param_dtype: Any = jnp.float32, weight_grad_chunks: int = 1,
+               conv_impl: str = "xla"):
     if len(spec.stage_sizes) != len(spec.widths):
       raise ValueError(f"{len(spec.stage_sizes)} stage sizes but "
                        f"{len(spec.widths)} widths")
     layers = layers_lib.LayerFactory(
         dtype=dtype, param_dtype=param_dtype,
         conv_init=initializers.kaiming_normal(spec.conv_init_mode),
-        weight_grad_chunks=weight_grad_chunks)
+        weight_grad_chunks=weight_grad_chunks, conv_impl=conv_impl)
     kernel, stride, pool = STEMS[spec.stem]
     self.stem = layers_lib.Stem(spec.in_channels, spec.stem_width,
                                 kernel=kernel, stride=stride, pool=pool,

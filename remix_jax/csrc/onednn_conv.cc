@@ -1,0 +1,300 @@
+// oneDNN 2-D convolutions as XLA FFI handlers (CPU, float32, NHWC/HWIO).
+//
+// Three handlers, one per pass of y = conv(x, w):
+//   RemixOnednnConvFwd        y  = conv(x, w)
+//   RemixOnednnConvBwdData    dx = conv_transpose(dy, w)
+//   RemixOnednnConvBwdWeights dw = sum_{n,h,w} x_pad[n, h*s+i, w*s+j, c] dy[n,h,w,o]
+// x, y and dy are NHWC and w, dw HWIO, as XLA holds them, so no activation is
+// ever reordered. The weights go through oneDNN's preferred blocked layout
+// (format `any`), which costs one small reorder per call.
+//
+// Primitive descriptors are cached by geometry (creating one searches
+// oneDNN's implementation list). Primitives are stateless, so one cached
+// primitive may run on several XLA threads at once; each thread brings its
+// own stream and scratchpad.
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+using Tag = memory::format_tag;
+
+// N, H, W, C, KH, KW, O, stride_h, stride_w, pad_top, pad_bottom, pad_left,
+// pad_right. The output size follows from these.
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                       int64_t>;
+
+struct Geometry {
+  int64_t n, h, w, c, kh, kw, o, sh, sw, pt, pb, pl, pr, oh, ow;
+
+  Key key() const { return {n, h, w, c, kh, kw, o, sh, sw, pt, pb, pl, pr}; }
+  memory::desc src(Tag tag = Tag::nhwc) const {
+    return {{n, c, h, w}, memory::data_type::f32, tag};
+  }
+  memory::desc dst(Tag tag = Tag::nhwc) const {
+    return {{n, o, oh, ow}, memory::data_type::f32, tag};
+  }
+  memory::desc weights(Tag tag) const {
+    return {{o, c, kh, kw}, memory::data_type::f32, tag};
+  }
+  Dims strides() const { return {sh, sw}; }
+  Dims pad_begin() const { return {pt, pl}; }
+  Dims pad_end() const { return {pb, pr}; }
+};
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+// A 64-byte aligned per-thread scratch area that only grows.
+void* Scratch(size_t bytes) {
+  thread_local std::vector<uint64_t> buffer;
+  size_t words = (bytes + 2 * sizeof(uint64_t) + 63) / sizeof(uint64_t);
+  if (buffer.size() < words) buffer.resize(words);
+  auto addr = reinterpret_cast<uintptr_t>(buffer.data());
+  return reinterpret_cast<void*>((addr + 63) & ~uintptr_t{63});
+}
+
+dnnl::primitive_attr ScratchpadAttr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc ForwardPd(const Geometry& g) {
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_training,
+      dnnl::algorithm::convolution_direct, g.src(), g.weights(Tag::any),
+      g.dst(), g.strides(), g.pad_begin(), g.pad_end(), ScratchpadAttr());
+}
+
+// One cached pass: the primitive, the oneDNN layout of its weights, and the
+// reorder between that layout and HWIO (null when they agree).
+struct Plan {
+  dnnl::primitive primitive;
+  memory::desc weights_md;
+  memory::desc hwio_md;
+  size_t scratchpad_bytes = 0;
+  dnnl::primitive weights_reorder;  // HWIO -> weights_md (fwd, bwd data)
+  size_t reorder_scratch = 0;
+  bool needs_reorder = false;
+};
+
+enum class Pass { kFwd, kBwdData, kBwdWeights };
+
+Plan MakePlan(const Geometry& g, Pass pass) {
+  Plan plan;
+  plan.hwio_md = g.weights(Tag::hwio);
+  if (pass == Pass::kFwd) {
+    auto pd = ForwardPd(g);
+    plan.primitive = dnnl::convolution_forward(pd);
+    plan.weights_md = pd.weights_desc();
+    plan.scratchpad_bytes = pd.scratchpad_desc().get_size();
+  } else if (pass == Pass::kBwdData) {
+    auto pd = dnnl::convolution_backward_data::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, g.src(),
+        g.weights(Tag::any), g.dst(), g.strides(), g.pad_begin(), g.pad_end(),
+        ForwardPd(g), ScratchpadAttr());
+    plan.primitive = dnnl::convolution_backward_data(pd);
+    plan.weights_md = pd.weights_desc();
+    plan.scratchpad_bytes = pd.scratchpad_desc().get_size();
+  } else {
+    auto pd = dnnl::convolution_backward_weights::primitive_desc(
+        Engine(), dnnl::algorithm::convolution_direct, g.src(),
+        g.weights(Tag::any), g.dst(), g.strides(), g.pad_begin(), g.pad_end(),
+        ForwardPd(g), ScratchpadAttr());
+    plan.primitive = dnnl::convolution_backward_weights(pd);
+    plan.weights_md = pd.diff_weights_desc();
+    plan.scratchpad_bytes = pd.scratchpad_desc().get_size();
+  }
+  plan.needs_reorder = plan.weights_md != plan.hwio_md;
+  if (plan.needs_reorder) {
+    const bool to_onednn = pass != Pass::kBwdWeights;
+    auto src = to_onednn ? plan.hwio_md : plan.weights_md;
+    auto dst = to_onednn ? plan.weights_md : plan.hwio_md;
+    auto pd = dnnl::reorder::primitive_desc(Engine(), src, Engine(), dst,
+                                            ScratchpadAttr());
+    plan.weights_reorder = dnnl::reorder(pd);
+    plan.reorder_scratch = pd.scratchpad_desc().get_size();
+  }
+  return plan;
+}
+
+const Plan& GetPlan(const Geometry& g, Pass pass) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, Key>, std::unique_ptr<Plan>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[{static_cast<int>(pass), g.key()}];
+  if (!slot) slot = std::make_unique<Plan>(MakePlan(g, pass));
+  return *slot;
+}
+
+// `bytes` rounded up to a multiple of 64.
+size_t Aligned(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
+
+ffi::Error CheckGeometry(const Geometry& g) {
+  if (g.n < 1 || g.h < 1 || g.w < 1 || g.c < 1 || g.kh < 1 || g.kw < 1 ||
+      g.o < 1 || g.sh < 1 || g.sw < 1 || g.pt < 0 || g.pb < 0 || g.pl < 0 ||
+      g.pr < 0 || g.oh < 1 || g.ow < 1) {
+    return ffi::Error::InvalidArgument("onednn conv: invalid geometry");
+  }
+  if ((g.h + g.pt + g.pb - g.kh) / g.sh + 1 != g.oh ||
+      (g.w + g.pl + g.pr - g.kw) / g.sw + 1 != g.ow) {
+    return ffi::Error::InvalidArgument(
+        "onednn conv: output size does not match the geometry");
+  }
+  return ffi::Error::Success();
+}
+
+template <typename Buffer>
+bool Rank4(const Buffer& b) { return b.dimensions().size() == 4; }
+
+// Runs `plan` with `args`, bringing the weights at `weights_arg` in or out of
+// HWIO through the plan's reorder.
+ffi::Error Execute(const Plan& plan, int weights_arg, void* hwio_weights,
+                   std::unordered_map<int, memory>& args) {
+  try {
+    auto& stream = Stream();
+    const size_t weights_bytes =
+        plan.needs_reorder ? Aligned(plan.weights_md.get_size()) : 0;
+    const size_t total = weights_bytes + Aligned(plan.scratchpad_bytes) +
+                         Aligned(plan.reorder_scratch);
+    auto* base = static_cast<char*>(Scratch(total));
+    memory hwio(plan.hwio_md, Engine(), hwio_weights);
+    memory weights = hwio;
+    if (plan.needs_reorder) weights = memory(plan.weights_md, Engine(), base);
+    memory reorder_pad(
+        dnnl::memory::desc({static_cast<int64_t>(plan.reorder_scratch)},
+                           memory::data_type::u8, Tag::x),
+        Engine(), base + weights_bytes + Aligned(plan.scratchpad_bytes));
+    const bool weights_in = weights_arg != DNNL_ARG_DIFF_WEIGHTS;
+    if (plan.needs_reorder && weights_in) {
+      plan.weights_reorder.execute(stream, {{DNNL_ARG_FROM, hwio},
+                                            {DNNL_ARG_TO, weights},
+                                            {DNNL_ARG_SCRATCHPAD, reorder_pad}});
+    }
+    args[weights_arg] = weights;
+    args[DNNL_ARG_SCRATCHPAD] = memory(
+        dnnl::memory::desc({static_cast<int64_t>(plan.scratchpad_bytes)},
+                           memory::data_type::u8, Tag::x),
+        Engine(), base + weights_bytes);
+    plan.primitive.execute(stream, args);
+    if (plan.needs_reorder && !weights_in) {
+      plan.weights_reorder.execute(stream, {{DNNL_ARG_FROM, weights},
+                                            {DNNL_ARG_TO, hwio},
+                                            {DNNL_ARG_SCRATCHPAD, reorder_pad}});
+    }
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return ffi::Error::Internal(std::string("onednn conv: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+Geometry MakeGeometry(ffi::Span<const int64_t> in, ffi::Span<const int64_t> k,
+                      ffi::Span<const int64_t> out, int64_t sh, int64_t sw,
+                      int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+  return {in[0], in[1], in[2], in[3], k[0], k[1], k[3], sh, sw,
+          pt,    pb,    pl,    pr,    out[1], out[2]};
+}
+
+ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
+                   ffi::ResultBuffer<ffi::F32> y, int64_t sh, int64_t sw,
+                   int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+  if (!Rank4(x) || !Rank4(w) || !Rank4(*y) ||
+      x.dimensions()[3] != w.dimensions()[2]) {
+    return ffi::Error::InvalidArgument("onednn conv: expected NHWC x, HWIO w");
+  }
+  Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(),
+                            sh, sw, pt, pb, pl, pr);
+  if (auto error = CheckGeometry(g); error.failure()) return error;
+  const Plan& plan = GetPlan(g, Pass::kFwd);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(g.src(), Engine(), x.typed_data())},
+      {DNNL_ARG_DST, memory(g.dst(), Engine(), y->typed_data())}};
+  return Execute(plan, DNNL_ARG_WEIGHTS, w.typed_data(), args);
+}
+
+ffi::Error BackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
+                        ffi::ResultBuffer<ffi::F32> dx, int64_t sh, int64_t sw,
+                        int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+  if (!Rank4(dy) || !Rank4(w) || !Rank4(*dx) ||
+      dx->dimensions()[3] != w.dimensions()[2]) {
+    return ffi::Error::InvalidArgument("onednn conv: expected NHWC dy, HWIO w");
+  }
+  Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(),
+                            sh, sw, pt, pb, pl, pr);
+  if (auto error = CheckGeometry(g); error.failure()) return error;
+  const Plan& plan = GetPlan(g, Pass::kBwdData);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_DIFF_DST, memory(g.dst(), Engine(), dy.typed_data())},
+      {DNNL_ARG_DIFF_SRC, memory(g.src(), Engine(), dx->typed_data())}};
+  return Execute(plan, DNNL_ARG_WEIGHTS, w.typed_data(), args);
+}
+
+ffi::Error BackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
+                           ffi::ResultBuffer<ffi::F32> dw, int64_t sh,
+                           int64_t sw, int64_t pt, int64_t pb, int64_t pl,
+                           int64_t pr) {
+  if (!Rank4(x) || !Rank4(dy) || !Rank4(*dw) ||
+      x.dimensions()[3] != dw->dimensions()[2]) {
+    return ffi::Error::InvalidArgument("onednn conv: expected NHWC x, dy");
+  }
+  Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(),
+                            sh, sw, pt, pb, pl, pr);
+  if (auto error = CheckGeometry(g); error.failure()) return error;
+  const Plan& plan = GetPlan(g, Pass::kBwdWeights);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(g.src(), Engine(), x.typed_data())},
+      {DNNL_ARG_DIFF_DST, memory(g.dst(), Engine(), dy.typed_data())}};
+  return Execute(plan, DNNL_ARG_DIFF_WEIGHTS, dw->typed_data(), args);
+}
+
+auto BindConv() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("stride_h")
+      .Attr<int64_t>("stride_w")
+      .Attr<int64_t>("pad_top")
+      .Attr<int64_t>("pad_bottom")
+      .Attr<int64_t>("pad_left")
+      .Attr<int64_t>("pad_right");
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvFwd, Forward, BindConv());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdData, BackwardData,
+                              BindConv());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdWeights, BackwardWeights,
+                              BindConv());
+
+// The oneDNN version the library was built against, for diagnostics.
+extern "C" int RemixOnednnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return v->major * 10000 + v->minor * 100 + v->patch;
+}

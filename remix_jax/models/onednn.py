@@ -1,0 +1,273 @@
+"""oneDNN convolutions for XLA:CPU, called through the XLA FFI.
+
+XLA:CPU runs a 2-D convolution and its two gradients with its own (Eigen)
+kernels. PyTorch's CPU convolutions are oneDNN's, which are faster at
+ResNet sizes (BENCHMARKS.md). This module calls oneDNN 3.2 (the
+``onednn-cpu-gomp`` wheel) from inside a jitted JAX program: the native
+library ``remix_jax/_onednn_conv`` (built by ``setup.py`` from
+``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers, which
+:func:`conv_general_dilated` calls with ``jax.ffi.ffi_call``:
+
+    y  = x ⊛ w                          (forward)
+    ∂L/∂x = ∂L/∂y ⊛ᵀ w                  (backward data)
+    ∂L/∂w[i, j, c, o] = Σ_{n,h,w} x_pad[n, h·s_h + i, w·s_w + j, c] · ∂L/∂y[n, h, w, o]
+                                          (backward weights)
+
+joined by a ``jax.custom_vjp``. XLA still fuses everything around the
+convolutions (BatchNorm, ReLU, the mixer, the update), and an unused
+gradient (e.g. the input gradient of the first layer) is never computed.
+
+Supported: float32, NHWC inputs with HWIO kernels (``nnx.Conv``'s
+layout), any strides and explicit or ``SAME``/``VALID`` padding, no
+dilation, no feature/batch groups. Anything else goes to
+``lax.conv_general_dilated`` unchanged, so the function is a drop-in
+replacement. The custom VJP makes it reverse-mode only (no ``jax.jvp``).
+The library is loaded and its handlers registered on first use, not at
+import. Only the CPU backend has the handlers: on GPU/TPU use XLA's
+convolutions (``config.conv_impl``).
+
+Reference: oneDNN, https://github.com/oneapi-src/oneDNN (convolution
+primitives); the XLA FFI, https://docs.jax.dev/en/latest/ffi.html.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.metadata
+import importlib.util
+import os
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+#: FFI target names, by pass.
+TARGETS = {
+    "fwd": "remix_jax_onednn_conv_fwd",
+    "bwd_data": "remix_jax_onednn_conv_bwd_data",
+    "bwd_weights": "remix_jax_onednn_conv_bwd_weights",
+}
+_SYMBOLS = {
+    "fwd": "RemixOnednnConvFwd",
+    "bwd_data": "RemixOnednnConvBwdData",
+    "bwd_weights": "RemixOnednnConvBwdWeights",
+}
+_EXTENSION = "remix_jax._onednn_conv"
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _libdnnl_path() -> Optional[str]:
+  """Path of ``libdnnl.so.3`` from the ``onednn-cpu-gomp`` wheel, if installed."""
+  try:
+    dist = importlib.metadata.distribution("onednn-cpu-gomp")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+  for f in dist.files or ():
+    if str(f).endswith("libdnnl.so.3"):
+      return os.path.realpath(dist.locate_file(f))
+  return None
+
+
+@functools.cache
+def _load() -> Optional[str]:
+  """Loads the native library and registers its handlers, once.
+
+  Returns:
+    ``None`` on success, else why the oneDNN convolutions are unavailable.
+  """
+  spec = importlib.util.find_spec(_EXTENSION)
+  if spec is None or not spec.origin:
+    return ("remix_jax was installed without its native oneDNN convolutions "
+            "(reinstall with `pip install -e .` on Linux x86_64)")
+  dnnl = _libdnnl_path()
+  if dnnl is None:
+    return "onednn-cpu-gomp is not installed (pip install onednn-cpu-gomp==2023.2.0)"
+  try:
+    # The extension finds libdnnl.so.3 by soname once it is loaded globally.
+    ctypes.CDLL(dnnl, mode=ctypes.RTLD_GLOBAL)
+    library = ctypes.CDLL(spec.origin)
+  except OSError as e:
+    return f"could not load oneDNN ({e})"
+  for name, target in TARGETS.items():
+    jax.ffi.register_ffi_target(
+        target, jax.ffi.pycapsule(getattr(library, _SYMBOLS[name])),
+        platform="cpu")
+  return None
+
+
+def unavailable_reason() -> Optional[str]:
+  """Why :func:`conv_general_dilated` cannot use oneDNN here (``None``: it can).
+
+  Loads the library on the first call.
+  """
+  return _load()
+
+
+def available() -> bool:
+  """Whether the oneDNN convolutions are built, loadable and registered."""
+  return _load() is None
+
+
+class Geometry(NamedTuple):
+  """Static strides and zero padding of one NHWC/HWIO convolution."""
+  stride_h: int
+  stride_w: int
+  pad_top: int
+  pad_bottom: int
+  pad_left: int
+  pad_right: int
+
+  def attrs(self) -> dict[str, np.int64]:
+    return {k: np.int64(v) for k, v in self._asdict().items()}
+
+  def out_hw(self, h: int, w: int, kh: int, kw: int) -> tuple[int, int]:
+    """``(H_out, W_out) = (⌊(H + p_t + p_b − k_h) / s_h⌋ + 1, …)``."""
+    return ((h + self.pad_top + self.pad_bottom - kh) // self.stride_h + 1,
+            (w + self.pad_left + self.pad_right - kw) // self.stride_w + 1)
+
+
+def _varying(x) -> frozenset:
+  """The manual mesh axes ``x`` varies over inside ``jax.shard_map``."""
+  aval = jax.typeof(x)
+  mat = getattr(aval, "mat", None)
+  return frozenset(mat.varying if mat is not None else getattr(aval, "vma", ()))
+
+
+def _to_varying(x, axes: frozenset):
+  missing = tuple(sorted(axes - _varying(x)))
+  return lax.pcast(x, missing, to="varying") if missing else x
+
+
+def _call(pass_name: str, geometry: Geometry, shape, a, b):
+  """One FFI pass on ``(a, b)``, typed as varying over their mesh axes.
+
+  Inside ``jax.shard_map`` each device convolves its own shard, so the
+  result varies over every axis either operand varies over (an FFI result
+  carries no such type by itself).
+  """
+  axes = _varying(a) | _varying(b)
+  out = jax.ffi.ffi_call(
+      TARGETS[pass_name], jax.ShapeDtypeStruct(shape, jnp.float32),
+      vmap_method="sequential")(_to_varying(a, axes), _to_varying(b, axes),
+                                **geometry.attrs())
+  return _to_varying(out, axes)
+
+
+def _out_shape(x_shape, w_shape, geometry: Geometry):
+  oh, ow = geometry.out_hw(x_shape[1], x_shape[2], w_shape[0], w_shape[1])
+  return (x_shape[0], oh, ow, w_shape[3])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_nhwc(x: jax.Array, w: jax.Array, geometry: Geometry) -> jax.Array:
+  """oneDNN's float32 convolution of NHWC ``x`` with HWIO ``w``.
+
+  Args:
+    x: ``[N, H, W, C]`` float32 input.
+    w: ``[KH, KW, C, O]`` float32 kernel.
+    geometry: strides and explicit zero padding.
+
+  Returns:
+    ``[N, H_out, W_out, O]``, as ``lax.conv_general_dilated`` with
+    ``("NHWC", "HWIO", "NHWC")``.
+  """
+  return _call("fwd", geometry, _out_shape(x.shape, w.shape, geometry), x, w)
+
+
+def _conv_fwd(x, w, geometry):
+  return conv_nhwc(x, w, geometry), (x, w)
+
+
+def _reduce_to(cotangent, primal):
+  """Sums ``cotangent`` over the mesh axes ``primal`` does not vary over.
+
+  A replicated kernel used on per-device shards gets the sum of the
+  per-device gradients, as autodiff of XLA's convolution gives.
+  """
+  extra = tuple(sorted(_varying(cotangent) - _varying(primal)))
+  return lax.psum(cotangent, extra) if extra else cotangent
+
+
+def _conv_bwd(geometry, residuals, g):
+  x, w = residuals
+  g = g.astype(jnp.float32)
+  d_x = _call("bwd_data", geometry, x.shape, g, w)
+  d_w = _call("bwd_weights", geometry, w.shape, x, g)
+  return _reduce_to(d_x, x), _reduce_to(d_w, w)
+
+
+conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _geometry(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+              dimension_numbers, feature_group_count, batch_group_count,
+              preferred_element_type) -> Optional[Geometry]:
+  """The :class:`Geometry` of a call oneDNN can run, else ``None``."""
+  if (lhs.ndim != 4 or rhs.ndim != 4 or lhs.dtype != jnp.float32
+      or rhs.dtype != jnp.float32
+      or preferred_element_type not in (None, jnp.float32)
+      or feature_group_count != 1 or batch_group_count != 1
+      or any(d != 1 for d in (lhs_dilation or ()))
+      or any(d != 1 for d in (rhs_dilation or ()))
+      or 0 in lhs.shape or 0 in rhs.shape):
+    return None
+  dims = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  if dims != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC):
+    return None
+  strides = tuple(window_strides)
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides,
+                                  padding)
+  (pt, pb), (pl, pr) = padding
+  if min(pt, pb, pl, pr) < 0:
+    return None
+  geometry = Geometry(*strides, pt, pb, pl, pr)
+  if min(geometry.out_hw(*lhs.shape[1:3], *rhs.shape[:2])) < 1:
+    return None
+  return geometry
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None,
+                         feature_group_count=1, batch_group_count=1,
+                         precision=None, preferred_element_type=None,
+                         **kwargs):
+  """``lax.conv_general_dilated`` that runs supported convolutions on oneDNN.
+
+  Float32 NHWC/HWIO convolutions without dilation or groups call
+  :func:`conv_nhwc`; every other call is ``lax.conv_general_dilated``
+  itself. ``precision`` is ignored on the oneDNN path (its float32
+  convolutions are full precision, as XLA:CPU's).
+
+  Args:
+    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+    dimension_numbers, feature_group_count, batch_group_count, precision,
+    preferred_element_type, **kwargs: as ``lax.conv_general_dilated``
+      (a call with any of ``kwargs`` set, e.g. ``out_sharding``, goes to
+      XLA).
+
+  Returns:
+    The convolution, as ``lax.conv_general_dilated`` computes it (up to
+    float reassociation).
+
+  Raises:
+    RuntimeError: the oneDNN library is unavailable
+      (:func:`unavailable_reason`).
+  """
+  geometry = _geometry(lhs, rhs, window_strides, padding, lhs_dilation,
+                       rhs_dilation, dimension_numbers, feature_group_count,
+                       batch_group_count, preferred_element_type)
+  if geometry is None or any(v is not None for v in kwargs.values()):
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type, **kwargs)
+  reason = _load()
+  if reason is not None:
+    raise RuntimeError(f"oneDNN convolutions unavailable: {reason}")
+  return conv_nhwc(lhs, rhs, geometry)
