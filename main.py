@@ -54,8 +54,8 @@ def _one_line(err: BaseException) -> str:
   text = str(err).strip()
   if "\n" in text:
     inner = err
-    while inner.__cause__ is not None:
-      inner = inner.__cause__
+    while (inner.__cause__ or inner.__context__) is not None:
+      inner = inner.__cause__ or inner.__context__
     text = str(inner).strip()
   return " ".join(text.split("\n"))
 
