@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from remix_jax import methods
 from remix_jax import mixers
 from remix_jax import remix
 from remix_jax import schedules
@@ -75,6 +76,7 @@ def validate_config(config) -> None:
                      "config.mixer to one of " + ", ".join(mixers.MIXERS))
   _validate_sumix(config)
   data.validate_data_config(config.data)
+  methods.check_method(config)
 
 
 def _validate_sumix(config) -> None:

@@ -5,9 +5,21 @@ table follows Chou et al. 2020 (Remix, Tables 1, 2 and 5) and Cao et al. 2019
 (LDAM-DRW). ``R``/``D`` prefixes: re-weighting/re-sampling from the start, or
 deferred to ``config.rebalance_epoch`` (the second-to-last LR decay). Keys
 with a dot set nested fields (``sumix.enabled``).
+
+Every method sets all of :data:`METHOD_FIELDS` (those it does not name keep
+their :data:`BASELINE` value), so ``config.method`` is never a mere label:
+:func:`check_method` refuses a config whose fields contradict its method.
 """
 
 from __future__ import annotations
+
+#: The method fields of plain ERM; a method overrides some of them.
+BASELINE: dict = {
+    "mixer": "none", "label_rule": "plain", "loss": "ce",
+    "normalized_classifier": False, "reweight": "none", "resample": "none",
+    "sumix.enabled": False, "sumix.rule": "official",
+    "sumix.reduction": "official",
+}
 
 _REMIX = {"label_rule": "remix"}
 _LDAM = {"loss": "ldam", "normalized_classifier": True}
@@ -63,19 +75,60 @@ METHODS: dict[str, dict] = {
 }
 
 
-def apply_method(config, method: str):
-  """Sets ``config.method`` and the fields of ``METHODS[method]`` in place.
+#: The fields a method determines.
+METHOD_FIELDS = tuple(BASELINE)
+
+
+def method_fields(method: str) -> dict:
+  """``{field: value}`` of :data:`METHOD_FIELDS` that ``method`` sets.
 
   Raises a one-line ``ValueError`` naming the valid methods.
   """
   if method not in METHODS:
     raise ValueError(f"unknown method {method!r}; choose one of "
                      f"{', '.join(sorted(METHODS))}")
-  config.method = method
-  for key, value in METHODS[method].items():
-    *parents, field = key.split(".")
-    target = config
-    for parent in parents:
-      target = getattr(target, parent)
-    setattr(target, field, value)
+  return {**BASELINE, **METHODS[method]}
+
+
+def get_field(config, key: str):
+  """``config``'s field ``key`` (dotted for nested fields)."""
+  for part in key.split("."):
+    config = getattr(config, part)
   return config
+
+
+def set_field(config, key: str, value) -> None:
+  """Sets ``config``'s field ``key`` (dotted for nested fields)."""
+  *parents, field = key.split(".")
+  for parent in parents:
+    config = getattr(config, parent)
+  setattr(config, field, value)
+
+
+def apply_method(config, method: str):
+  """Sets ``config.method`` and every field of :func:`method_fields` in place.
+
+  Raises a one-line ``ValueError`` naming the valid methods.
+  """
+  fields = method_fields(method)
+  config.method = method
+  for key, value in fields.items():
+    set_field(config, key, value)
+  return config
+
+
+def check_method(config) -> None:
+  """Raises a one-line ``ValueError`` when ``config``'s fields are not those
+  of ``config.method`` (or the method is unknown)."""
+  wanted = method_fields(config.method)
+  wrong = [key for key, value in wanted.items()
+           if get_field(config, key) != value]
+  if wrong:
+    have = ", ".join(f"config.{key}={get_field(config, key)!r}"
+                     for key in wrong)
+    sets = ", ".join(f"{key}={wanted[key]!r}" for key in wrong)
+    raise ValueError(
+        f"config.method={config.method!r} contradicts {have} (method "
+        f"{config.method} sets {sets}); select a method with --config.method "
+        "(its preset is applied) and leave its fields, or name the method "
+        "those fields make up")

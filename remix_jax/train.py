@@ -28,14 +28,21 @@ from remix_jax import metrics as metrics_lib
 from remix_jax import models
 from remix_jax import parallel
 from remix_jax import report
+from remix_jax import run_record
 from remix_jax import schedules
 from remix_jax import steps
 from remix_jax import sumix
+from remix_jax import workdir as workdir_lib
 from remix_jax.models import onednn
 
 
 class _Interrupt:
-  """Turns SIGTERM into a flag checked between steps."""
+  """Turns SIGTERM into a flag checked between steps.
+
+  A SIGTERM that reached the handler it replaces counts too, when that
+  handler has a true ``requested`` attribute (``main.py`` installs one
+  before its slow imports).
+  """
 
   def __init__(self):
     self.requested = False
@@ -44,6 +51,8 @@ class _Interrupt:
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
+      if getattr(self._previous, "requested", False):
+        self.requested = True
     return self
 
   def _handle(self, signum, frame):
@@ -250,43 +259,85 @@ def _metric_writer(workdir: str, *, tensorboard: bool, log: bool):
 
 
 def _flush_metrics(pending, first_step: int):
-  """Fetches the buffered per-step metrics; raises at the first non-finite
-  loss, naming its step."""
+  """Fetches the buffered per-step metrics; raises ``FloatingPointError`` at
+  the first non-finite loss, naming its step."""
   fetched = jax.device_get(pending)
   if not fetched:
     return {}
   for offset, m in enumerate(fetched):
     if not math.isfinite(float(m["loss"])):
       raise FloatingPointError(
-          f"training loss is {float(m['loss'])} at step {first_step + offset}"
-          "; stopped without saving (earlier checkpoints are kept)")
+          f"training loss is {float(m['loss'])} at step {first_step + offset}")
   return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def _stop_message(problem: str, kept_steps) -> str:
+  """The one-line error for a non-finite loss or state: what happened, the
+  checkpoint to continue from and how."""
+  how = "re-run with a lower --config.learning_rate"
+  if not kept_steps:
+    return f"{problem}; stopped, no checkpoint was saved: {how} to start again"
+  return (f"{problem}; stopped without saving it. Checkpoints {kept_steps} "
+          f"are finite: {how} and --allow_changes=learning_rate to continue "
+          f"from checkpoint {kept_steps[-1]}")
+
+
+def train_and_evaluate(config, workdir: str, *, allow_changes=()) -> dict:
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
-  Resumes automatically from the newest readable checkpoint in
+  Resumes automatically from the newest good checkpoint in
   ``workdir/checkpoints``. On SIGTERM it saves a checkpoint and returns
-  ``{'interrupted': True, 'step': …}``.
+  ``{'interrupted': True, 'step': …}``. Before reading any data it checks the
+  config, that ``workdir`` is writable, takes the workdir's lock and
+  compares the config with the one that trained the workdir
+  (:mod:`remix_jax.run_record`).
 
   Args:
     config: an ``ml_collections.ConfigDict`` like ``configs/default.py``.
     workdir: directory for checkpoints, TensorBoard events and results.
+    allow_changes: config fields (dotted) that may differ from the config
+      that trained ``workdir`` (e.g. ``['learning_rate']`` after a NaN).
 
   Returns:
     The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
     ``medium``, ``few``, ``head``, ``mid``, ``tail``, ``num_examples`` (plus
     ``step``).
+
+  Raises:
+    ValueError: a bad config, or one that differs from the workdir's.
+    workdir.WorkdirError: the workdir is not writable or in use.
+    FloatingPointError: a non-finite loss or train state (nothing non-finite
+      is saved).
+    checkpointing.CheckpointError: a checkpoint could not be written.
   """
   config_lib.validate_config(config)
-  parallel.initialize_distributed(config.distributed)
+  workdir = workdir_lib.prepare(workdir)
+  with _Interrupt() as interrupt:
+    if interrupt.requested:
+      logging.warning("SIGTERM received before training started; stopped")
+      return {"interrupted": True, "step": None}
+    parallel.initialize_distributed(config.distributed)
+    primary = jax.process_index() == 0
+    lock = workdir_lib.Lock(workdir)
+    if primary:
+      lock.acquire()
+    try:
+      changes = run_record.check(workdir, config, allow_changes)
+      return _train(config, workdir, interrupt, primary=primary,
+                    changes=changes)
+    finally:
+      lock.release()
+
+
+def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
+           changes: dict) -> dict:
+  """The body of :func:`train_and_evaluate`, with the workdir checked and
+  locked."""
   mesh = parallel.make_mesh(config.num_devices)
   parallel.check_batch_size(config.batch_size, mesh)
   parallel.check_batch_size(config.eval_batch_size, mesh,
                             "config.eval_batch_size")
   process, nproc = jax.process_index(), jax.process_count()
-  os.makedirs(workdir, exist_ok=True)
 
   train_data = data.create_train_data(
       config.data, global_batch_size=config.batch_size, process_index=process,
@@ -306,14 +357,35 @@ def train_and_evaluate(config, workdir: str) -> dict:
       config, mesh, num_classes=train_data.num_classes,
       class_counts=class_counts, steps_per_epoch=steps_per_epoch)
 
-  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-  restored = ckpt.restore_latest(checkpointing.abstract_like(state))
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                    primary=primary)
+  try:
+    restored = ckpt.restore_latest(checkpointing.abstract_like(state))
+  except BaseException:
+    ckpt.close()
+    raise
   if restored is not None:
     state = restored[1]
     logging.info("resumed from checkpoint %d in %s", restored[0],
                  ckpt.directory)
 
   step = int(jax.device_get(state.step))
+  if interrupt.requested:
+    ckpt.close()
+    logging.warning("SIGTERM received before training started; nothing new "
+                    "to save (step %d)", step)
+    return {"interrupted": True, "step": step}
+  resumed_step = step
+  recorded = [False]
+
+  def save(at: int, state, wait: bool = False):
+    ckpt.save(at, state, wait=wait)
+    if primary and not recorded[0]:
+      # Written once a checkpoint exists, so that a run which saved nothing
+      # leaves no record to match.
+      run_record.write(workdir, config, step=resumed_step, changes=changes)
+      recorded[0] = True
+
   progress = _Progress(config.progress_bar and process == 0, total_steps, step)
   writer = _metric_writer(workdir, tensorboard=process == 0,
                           log=progress.bar is None)
@@ -324,50 +396,56 @@ def train_and_evaluate(config, workdir: str) -> dict:
       f"{nproc} process(es), starting at step {step}/{total_steps}")
   result = None
   try:
-    with _Interrupt() as interrupt:
-      while step < total_steps:
-        epoch = step // steps_per_epoch
-        pending, first = [], step
-        batches = train_data.iterate(
-            epoch, resample=_uses_resampling(config, epoch),
-            start_step=step % steps_per_epoch)
-        for batch in batches:
-          images, labels = parallel.shard_batch(
-              mesh, (batch["image"], batch["label"]))
-          state, step_metrics = train_step(state, images, labels)
-          pending.append(step_metrics)
-          step += 1
-          end_of_epoch = step % steps_per_epoch == 0
-          if step % config.log_every_steps == 0 or end_of_epoch:
-            summary = _flush_metrics(pending, first)
-            pending, first = [], step
-            summary["images_per_second"] = progress.update(
-                step, epoch, summary["loss"], config.batch_size)
-            writer.write_scalars(step, summary)
-          if interrupt.requested:
-            _flush_metrics(pending, first)
-            ckpt.save(step, state, wait=True)
-            progress.write(f"interrupted: checkpoint {step} saved in "
-                           f"{ckpt.directory}")
-            return {"interrupted": True, "step": step}
-        epochs_done = step // steps_per_epoch
-        last = step >= total_steps
-        if epochs_done % config.eval_every_epochs == 0 or last:
-          result = evaluate(eval_step, state, eval_data, mesh, class_counts)
-          writer.write_scalars(step, {f"test/{k}": v for k, v in result.items()
-                                      if isinstance(v, float)})
-          progress.write(
-              f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
-              f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
-              f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
-          if process == 0:
-            report.write_progress(workdir, epoch=epochs_done, step=step,
-                                  metrics=result)
-          progress.restart_clock()
-        if epochs_done % config.checkpoint_every_epochs == 0 or last:
-          ckpt.save(step, state)
-      if result is None:  # resumed a finished run
+    while step < total_steps:
+      epoch = step // steps_per_epoch
+      pending, first = [], step
+      batches = train_data.iterate(
+          epoch, resample=_uses_resampling(config, epoch),
+          start_step=step % steps_per_epoch)
+      for batch in batches:
+        images, labels = parallel.shard_batch(
+            mesh, (batch["image"], batch["label"]))
+        state, step_metrics = train_step(state, images, labels)
+        pending.append(step_metrics)
+        step += 1
+        end_of_epoch = step % steps_per_epoch == 0
+        if step % config.log_every_steps == 0 or end_of_epoch:
+          summary = _flush_metrics(pending, first)
+          pending, first = [], step
+          summary["images_per_second"] = progress.update(
+              step, epoch, summary["loss"], config.batch_size)
+          writer.write_scalars(step, summary)
+        if interrupt.requested:
+          _flush_metrics(pending, first)
+          save(step, state, wait=True)
+          progress.write(f"interrupted: checkpoint {step} saved in "
+                         f"{ckpt.directory}")
+          return {"interrupted": True, "step": step}
+      epochs_done = step // steps_per_epoch
+      last = step >= total_steps
+      # Saved before the evaluation, so that a non-finite state stops the
+      # run before its metrics are reported.
+      if epochs_done % config.checkpoint_every_epochs == 0 or last:
+        save(step, state)
+      if epochs_done % config.eval_every_epochs == 0 or last:
         result = evaluate(eval_step, state, eval_data, mesh, class_counts)
+        writer.write_scalars(step, {f"test/{k}": v for k, v in result.items()
+                                    if isinstance(v, float)})
+        progress.write(
+            f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
+            f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
+            f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
+        if process == 0:
+          report.write_progress(workdir, epoch=epochs_done, step=step,
+                                metrics=result)
+        progress.restart_clock()
+    if result is None:  # resumed a finished run
+      result = evaluate(eval_step, state, eval_data, mesh, class_counts)
+    ckpt.wait()
+  except FloatingPointError as err:
+    ckpt.wait()
+    raise FloatingPointError(_stop_message(str(err), ckpt.all_steps())
+                             ) from None
   finally:
     progress.close()
     writer.flush()

@@ -234,6 +234,27 @@ def test_nan_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
+def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(tmp_path):
+  """lr 20: the state goes NaN in epoch 2 while the logged loss is finite."""
+  from remix_jax import checkpointing
+  config = tiny_config(num_epochs=4, learning_rate=20.0, warmup_epochs=0.0)
+  with pytest.raises(FloatingPointError,
+                     match=r"train state holds NaN/Inf at step 32; .*"
+                     r"--allow_changes=learning_rate to continue from "
+                     r"checkpoint 16") as err:
+    train.train_and_evaluate(config, str(tmp_path))
+  assert "\n" not in str(err.value)
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  assert ckpt.all_steps() == [16]
+  ckpt.close()
+  config.learning_rate = 0.05
+  with pytest.raises(ValueError, match="learning_rate 20.0 -> 0.05"):
+    train.train_and_evaluate(config, str(tmp_path))
+  result = train.train_and_evaluate(config, str(tmp_path),
+                                    allow_changes=["learning_rate"])
+  assert result["step"] == 64 and result["top1"] > 10
+
+
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   config = tiny_config(num_epochs=2, keep_checkpoints=3)
   first = train.train_and_evaluate(config, str(tmp_path))
@@ -248,7 +269,8 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   config.num_epochs = 2
   with caplog.at_level("WARNING"):
     again = train.train_and_evaluate(config, str(tmp_path))
-  assert "cannot be restored" in caplog.text
+  assert "is corrupt: it cannot be restored" in caplog.text
+  assert os.listdir(tmp_path / "checkpoints" / "corrupt") == [str(ckpts[-1])]
   # It resumed from the previous (epoch 1) checkpoint and retrained epoch 2
   # deterministically to the same result.
   assert again["per_class"] == first["per_class"]
@@ -311,7 +333,7 @@ def _free_port():
 def test_two_processes_match_one_process(tmp_path):
   """2 processes × 2 CPU devices == 1 process × 4 devices, same global batch."""
   overrides = ["--config.num_epochs=2", "--config.eval_every_epochs=2",
-               "--config.checkpoint_every_epochs=1", "--config.mixer=cutmix"]
+               "--config.checkpoint_every_epochs=1", "--config.method=remix_cm"]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   port = _free_port()
   procs = [

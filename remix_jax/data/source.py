@@ -116,8 +116,15 @@ def load_builder(spec: registry.DatasetSpec, data_dir: str, origin: str):
   """The prepared tfds builder of ``spec`` in ``data_dir``.
 
   Prepares generated datasets, downloads reachable ones and builds manual
-  ones from their archive; raises a one-line ``FileNotFoundError`` otherwise.
+  ones from their archive; raises a one-line ``FileNotFoundError`` otherwise,
+  and for a ``data_dir`` that does not exist unless it is tfds' default
+  (which tfds creates).
   """
+  if origin != "tfds default" and not os.path.isdir(data_dir):
+    raise FileNotFoundError(
+        f"data directory {data_dir} (from {origin}) does not exist; create it "
+        f"or point {origin} at the directory that holds the datasets "
+        f"(see {DOCS})")
   if spec.source == registry.PREPARED:
     _check_prepared_dir(spec, data_dir, origin)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

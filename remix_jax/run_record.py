@@ -1,0 +1,140 @@
+"""The config that trained a workdir, stored in ``workdir/config.json`` and
+compared on every resume, so that one workdir holds one run.
+
+Every field must match the stored one except :data:`FREE_FIELDS`, which
+cannot change what is trained. A deliberate change (a lower learning rate
+after a NaN, more epochs) is allowed by naming the fields
+(``train_and_evaluate(..., allow_changes=[...])``, ``main.py
+--allow_changes=...``); the record then keeps the new values and a history
+entry of the change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+#: The record's file name in the workdir.
+RECORD_FILE = "config.json"
+
+#: Fields that may change freely when a run resumes: logging, evaluation,
+#: checkpoint cadence, where the data lives and how the processes meet.
+FREE_FIELDS = (
+    "progress_bar", "log_every_steps", "eval_every_epochs", "eval_batch_size",
+    "checkpoint_every_epochs", "keep_checkpoints", "data.data_dir",
+    "distributed.coordinator_address", "distributed.process_id",
+)
+
+
+class ConfigChangedError(ValueError):
+  """The config differs from the one that trained the workdir (one line)."""
+
+
+def flatten(config) -> dict:
+  """``{dotted field: JSON value}`` of a ``ConfigDict`` (or its JSON dict)."""
+  tree = config if isinstance(config, dict) else json.loads(
+      config.to_json_best_effort())
+  flat = {}
+
+  def walk(prefix, node):
+    for key, value in node.items():
+      if isinstance(value, dict):
+        walk(f"{prefix}{key}.", value)
+      else:
+        flat[prefix + key] = value
+
+  walk("", tree)
+  return flat
+
+
+def _read_json(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError) as err:
+    raise ConfigChangedError(f"{path} cannot be read ({err}); it records the "
+                             "config that trained this workdir") from None
+
+
+def stored_config(workdir: str):
+  """The flat config that trained ``workdir``, or ``None`` for a new one.
+
+  A workdir written before records existed is read from its ``results.json``
+  (finished runs) when there is one.
+  """
+  record = _read_json(os.path.join(workdir, RECORD_FILE))
+  if record is not None:
+    return flatten(record["config"])
+  results = _read_json(os.path.join(workdir, "results.json"))
+  if results is not None and "config" in results:
+    return flatten(results["config"])
+  return None
+
+
+def _fmt(value) -> str:
+  return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
+def check(workdir: str, config, allow_changes=()) -> dict:
+  """Compares ``config`` with the config that trained ``workdir``.
+
+  Args:
+    workdir: the run's directory.
+    config: the config of this run.
+    allow_changes: fields (dotted) that may differ from the stored config.
+
+  Returns:
+    ``{field: (stored, new)}`` of the allowed changes (empty for a new
+    workdir or the same config).
+
+  Raises:
+    ConfigChangedError: one line naming each changed field and its two
+      values, or an ``allow_changes`` entry that is not a field.
+  """
+  new = flatten(config)
+  unknown = sorted(set(allow_changes) - set(new))
+  if unknown:
+    raise ConfigChangedError(
+        f"--allow_changes names {', '.join(unknown)}, not config fields")
+  old = stored_config(workdir)
+  if old is None:
+    return {}
+  missing = object()
+  changes = {key: (old.get(key, missing), new.get(key, missing))
+             for key in sorted(set(old) | set(new))
+             if key not in FREE_FIELDS and old.get(key, missing) != new.get(
+                 key, missing)}
+  refused = [key for key in changes if key not in allow_changes]
+  if refused:
+    described = ", ".join(
+        f"{key} {_fmt(changes[key][0]) if changes[key][0] is not missing else '(absent)'}"
+        f" -> {_fmt(changes[key][1]) if changes[key][1] is not missing else '(absent)'}"
+        for key in refused)
+    raise ConfigChangedError(
+        f"workdir {os.path.abspath(workdir)} was trained with another config: "
+        f"{described}; use a new --workdir, or continue this run with the new "
+        f"values with --allow_changes={','.join(refused)}")
+  return {key: tuple(None if v is missing else v for v in values)
+          for key, values in changes.items()}
+
+
+def write(workdir: str, config, *, step: int, changes: dict) -> None:
+  """Stores ``config`` as the config of ``workdir`` (atomically), with a
+  history entry for ``changes`` made when resuming at ``step``."""
+  path = os.path.join(workdir, RECORD_FILE)
+  record = _read_json(path) or {"history": []}
+  if changes:
+    record["history"].append(
+        {"step": int(step),
+         "changes": {key: list(values) for key, values in changes.items()}})
+    logging.warning("workdir %s continues at step %d with changed %s", workdir,
+                    step, ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
+                                    for k, (a, b) in changes.items()))
+  record["config"] = json.loads(config.to_json_best_effort())
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=1)
+  os.replace(tmp, path)

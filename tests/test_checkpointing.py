@@ -1,0 +1,117 @@
+"""Checkpoints that cannot lie: verified, finite, each step on its own."""
+
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from remix_jax import checkpointing
+
+
+def _state(value=1.0):
+  noise = np.random.RandomState(0).randn(64, 64).astype(np.float32)
+  return {"w": jnp.asarray(noise) * value,
+          "b": jnp.arange(8, dtype=jnp.float32) * value,
+          "step": jnp.array(3, jnp.int32)}
+
+
+def _saved(tmp_path, steps=(1, 2)):
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5)
+  for s in steps:
+    ckpt.save(s, _state(float(s)), wait=True)
+  ckpt.close()
+  return checkpointing.Checkpointer(str(tmp_path), keep=5)
+
+
+def _largest_data_file(step_dir):
+  files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs
+           if r.endswith(os.path.join("ocdbt.process_0", "d"))]
+  return max(files, key=os.path.getsize)
+
+
+def _flip(path):
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:
+    f.seek(size // 2)
+    chunk = bytearray(f.read(4))
+    f.seek(size // 2)
+    f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def test_bit_flip_is_detected_moved_aside_and_older_restored(tmp_path, caplog):
+  ckpt = _saved(tmp_path)
+  _flip(_largest_data_file(tmp_path / "checkpoints" / "2" / "default"))
+  with caplog.at_level(logging.WARNING):
+    step, state = ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  assert step == 1
+  np.testing.assert_array_equal(state["b"], np.arange(8))
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+  assert not (tmp_path / "checkpoints" / "2").exists()
+  warnings = [r for r in caplog.records if "corrupt" in r.getMessage()]
+  assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+  # A later save of step 2 writes a fresh checkpoint that verifies.
+  ckpt.save(2, _state(2.0), wait=True)
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    step, state = ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  assert step == 2 and "corrupt" not in caplog.text
+  ckpt.close()
+
+
+def test_older_checkpoint_restores_without_the_newest_item(tmp_path):
+  import shutil
+  ckpt = _saved(tmp_path)
+  shutil.rmtree(tmp_path / "checkpoints" / "2" / "default")
+  step, _ = ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  assert step == 1
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+  ckpt.save(3, _state(3.0), wait=True)  # saving still works
+  assert ckpt.restore_latest(checkpointing.abstract_like(_state()))[0] == 3
+  ckpt.close()
+
+
+def test_non_finite_state_is_never_saved(tmp_path):
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  bad = _state()
+  bad["w"] = bad["w"].at[3, 4].set(jnp.nan)
+  with pytest.raises(checkpointing.NonFiniteError, match="at step 5"):
+    ckpt.save(5, bad, wait=True)
+  assert ckpt.all_steps() == []
+  ckpt.close()
+
+
+def test_a_poisoned_checkpoint_of_an_older_version_is_moved_aside(tmp_path):
+  """A NaN checkpoint written without checksums (as before) is not resumed."""
+  ckpt = _saved(tmp_path, steps=(1,))
+  ckpt.close()
+  bad = _state(2.0)
+  bad["b"] = bad["b"].at[0].set(jnp.inf)
+  manager = ocp.CheckpointManager(str(tmp_path / "checkpoints"))
+  manager.save(2, args=ocp.args.StandardSave(bad))
+  manager.wait_until_finished()
+  manager.close()
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  assert ckpt.restore_latest(checkpointing.abstract_like(_state()))[0] == 1
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+  ckpt.close()
+
+
+def test_another_layout_is_refused_and_nothing_moved(tmp_path):
+  ckpt = _saved(tmp_path)
+  other = {**_state(), "w": jnp.ones((32, 64))}
+  with pytest.raises(checkpointing.CheckpointError, match="another layout"):
+    ckpt.restore_latest(checkpointing.abstract_like(other))
+  assert ckpt.all_steps() == [1, 2]
+  ckpt.close()
+
+
+def test_checksums_are_recorded_per_array(tmp_path):
+  ckpt = _saved(tmp_path, steps=(1,))
+  records = ckpt._records(1)  # pylint: disable=protected-access
+  assert set(records) == {"['w']", "['b']", "['step']"}
+  assert records["['w']"][:2] == [[64, 64], "float32"]
+  ckpt.close()

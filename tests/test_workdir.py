@@ -1,0 +1,150 @@
+"""One run per workdir: the stored config, the lock, up-front checks, the
+method check and main.py's one-line errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from configs import quickstart
+from remix_jax import config_lib
+from remix_jax import methods
+from remix_jax import run_record
+from remix_jax import steps
+from remix_jax import train
+from remix_jax import workdir as workdir_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(REPO, "main.py")
+
+
+def tiny_config(**overrides):
+  c = quickstart.get_config()
+  c.batch_size, c.eval_batch_size, c.num_epochs = 32, 64, 1
+  c.eval_every_epochs = c.checkpoint_every_epochs = 1
+  c.log_every_steps, c.progress_bar, c.num_devices = 5, False, 2
+  for k, v in overrides.items():
+    methods.set_field(c, k, v)
+  return c
+
+
+def test_changed_config_is_refused_before_anything_is_built(tmp_path):
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  steps.TRACE_COUNTS.clear()
+  with pytest.raises(run_record.ConfigChangedError) as err:
+    train.train_and_evaluate(tiny_config(batch_size=64, seed=5),
+                             str(tmp_path))
+  message = str(err.value)
+  assert "\n" not in message
+  assert "batch_size 32 -> 64" in message and "seed 0 -> 5" in message
+  assert "--allow_changes=batch_size,seed" in message
+  assert not steps.TRACE_COUNTS
+  # Free fields change freely; an allowed change continues the run.
+  result = train.train_and_evaluate(
+      tiny_config(num_epochs=2, log_every_steps=3, eval_batch_size=32),
+      str(tmp_path), allow_changes=["num_epochs"])
+  assert result["step"] == 32
+  record = run_record.stored_config(str(tmp_path))
+  assert record["num_epochs"] == 2
+
+
+def test_record_compares_nested_fields_and_rejects_unknown_overrides(tmp_path):
+  config = tiny_config()
+  run_record.write(str(tmp_path), config, step=0, changes={})
+  assert run_record.check(str(tmp_path), tiny_config(progress_bar=True)) == {}
+  with pytest.raises(run_record.ConfigChangedError,
+                     match=r"sumix.enabled False -> True"):
+    run_record.check(str(tmp_path), tiny_config(**{"sumix.enabled": True}))
+  with pytest.raises(run_record.ConfigChangedError, match="not config fields"):
+    run_record.check(str(tmp_path), config, ["learning_rat"])
+  assert run_record.check(str(tmp_path), tiny_config(learning_rate=0.01),
+                          ["learning_rate"]) == {
+                              "learning_rate": (0.05, 0.01)}
+
+
+_HOLD = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+         "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
+         "os.write(fd, b'pid %d' % os.getpid()); print('held', flush=True); "
+         "time.sleep(60)")
+
+
+def test_lock_refuses_a_live_holder_at_once_and_ignores_a_stale_one(tmp_path):
+  lock_path = str(tmp_path / workdir_lib.LOCK_FILE)
+  holder = subprocess.Popen([sys.executable, "-c", _HOLD, lock_path],
+                            stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    start = time.time()
+    with pytest.raises(workdir_lib.WorkdirError,
+                       match=f"in use by another run \\(pid {holder.pid}"):
+      train.train_and_evaluate(tiny_config(), str(tmp_path))
+    assert time.time() - start < 5
+  finally:
+    holder.kill()
+    holder.wait()
+  # The holder is dead; its lock file (naming it) is left but does not block.
+  assert f"pid {holder.pid}" in open(lock_path).read()
+  with workdir_lib.Lock(str(tmp_path)):
+    pass
+
+
+def test_unwritable_workdir_and_missing_data_dir_fail_first(tmp_path):
+  (tmp_path / "file").write_text("")
+  with pytest.raises(workdir_lib.WorkdirError, match="is not writable"):
+    train.train_and_evaluate(tiny_config(), str(tmp_path / "file" / "run"))
+  missing = tmp_path / "no_such_dir"
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    train.train_and_evaluate(tiny_config(**{"data.data_dir": str(missing)}),
+                             str(tmp_path / "run"))
+  assert not missing.exists()
+
+
+def test_method_contradicting_its_fields_is_refused():
+  config = tiny_config(method="cutmix")
+  with pytest.raises(ValueError, match=r"config.method='cutmix' contradicts "
+                     r"config.mixer='mixup', config.label_rule='remix'"):
+    config_lib.validate_config(config)
+  with pytest.raises(ValueError, match="unknown method 'bogus'"):
+    config_lib.validate_config(tiny_config(method="bogus"))
+  methods.apply_method(config, "cutmix")
+  config_lib.validate_config(config)
+  assert (config.mixer, config.label_rule) == ("cutmix", "plain")
+
+
+def _main(*args, **kwargs):
+  return subprocess.run([sys.executable, MAIN, *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--config.mxer=cutmix"], "unknown config field 'mxer'; Did you mean"),
+    (["--config=configs/cifar_lt.py:method=bogus"],
+     "unknown method 'bogus'; choose one of"),
+    (["--config.method=bogus"], "unknown method 'bogus'; choose one of"),
+    (["--config.method=cutmix", "--config.label_rule=remix"],
+     "contradicts config.label_rule='remix'"),
+    (["--config.batch_size=abc"], "--config.batch_size=abc"),
+])
+def test_main_prints_user_errors_as_one_line(tmp_path, args, match):
+  done = _main(f"--workdir={tmp_path}", *args)
+  assert done.returncode != 0
+  assert "Traceback" not in done.stderr, done.stderr
+  last = done.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and match in last, done.stderr
+  verbose = _main(f"--workdir={tmp_path}", "--verbose", *args)
+  assert "Traceback" in verbose.stderr
+
+
+def test_early_sigterm_exits_cleanly(tmp_path):
+  proc = subprocess.Popen([sys.executable, MAIN, f"--workdir={tmp_path}"],
+                          cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  time.sleep(1.5)  # importing tensorflow and jax: before the trainer starts
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err
+  assert "SIGTERM received" in err and "Traceback" not in err
+  assert not (tmp_path / "checkpoints").exists()
