@@ -24,6 +24,8 @@ FREE_FIELDS = (
     "progress_bar", "log_every_steps", "eval_every_epochs", "eval_batch_size",
     "checkpoint_every_epochs", "keep_checkpoints", "data.data_dir",
     "distributed.coordinator_address", "distributed.process_id",
+    # Kernel choices: the same math, up to float reassociation.
+    "conv_impl", "weight_grad_chunks",
 )
 
 

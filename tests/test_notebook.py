@@ -40,6 +40,7 @@ def test_quickstart_notebook_runs_offline(tmp_path, monkeypatch):
   monkeypatch.setenv("QUICKSTART_EPOCHS", "3")
   monkeypatch.setenv("QUICKSTART_CUSTOM_STEPS", "60")
   monkeypatch.setenv("QUICKSTART_WORKDIR", str(tmp_path / "work"))
+  (tmp_path / "tfds").mkdir()
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   monkeypatch.setenv("XLA_FLAGS", "")
   monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline plots

@@ -31,7 +31,8 @@ def test_main_hides_the_gpu_from_tensorflow_before_training(monkeypatch,
   monkeypatch.setattr(tf.config, "set_visible_devices",
                       lambda devices, kind: calls.append(("tf", devices, kind)))
   monkeypatch.setattr(train, "train_and_evaluate",
-                      lambda config, workdir: calls.append(("train", workdir))
+                      lambda config, workdir, **kwargs: calls.append(
+                          ("train", workdir))
                       or {})
   verbosity = logging.get_verbosity()
   main.FLAGS(["main.py", "--workdir", str(tmp_path)])

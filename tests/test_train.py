@@ -252,7 +252,10 @@ def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   result = train.train_and_evaluate(config, str(tmp_path),
                                     allow_changes=["learning_rate"])
-  assert result["step"] == 64 and result["top1"] > 10
+  assert result["step"] == 64
+  ckpt = checkpointing.Checkpointer(str(tmp_path))
+  assert ckpt.all_steps()[-1] == 64  # trained on from 16, and saved
+  ckpt.close()
 
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
