@@ -14,7 +14,6 @@
 // own stream and scratchpad.
 
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
