@@ -30,22 +30,31 @@ def parse_arg(arg):
 
 
 def get_config(arg=None):
+  """The preset of the ``key=value,...`` argument string (module docstring)."""
   args = parse_arg(arg)
   known = {"dataset", "rho", "profile", "method", "protocol", "seed"}
   unknown = set(args) - known
   if unknown:
     raise ValueError(f"unknown cifar_lt argument(s) {sorted(unknown)}; "
                      f"choose from {sorted(known)}")
-  c = default.get_config()
-  c.data.name = args.get("dataset", "cifar10_jpeg")
-  c.data.rho = float(args.get("rho", 100))
-  c.data.profile = args.get("profile", "exp")
-  c.data.split_seed = int(args.get("seed", 0))
-  c.model = "resnet18" if c.data.name == "cinic10" else "resnet32"
-  protocol = args.get("protocol", "paper")
+  typed = {"rho": float, "seed": int}
+  return build(**{k: typed.get(k, str)(v) for k, v in args.items()})
+
+
+def build(dataset: str = "cifar10_jpeg", rho: float = 100,
+          profile: str = "exp", method: str = "erm", protocol: str = "paper",
+          seed: int = 0):
+  """The preset for one long-tailed benchmark cell, from keyword arguments
+  (the same names and defaults as the argument string)."""
   if protocol not in PROTOCOLS:
     raise ValueError(f"unknown protocol {protocol!r}; choose one of "
                      f"{', '.join(PROTOCOLS)}")
+  c = default.get_config()
+  c.data.name = dataset
+  c.data.rho = float(rho)
+  c.data.profile = profile
+  c.data.split_seed = int(seed)
+  c.model = "resnet18" if dataset == "cinic10" else "resnet32"
   if protocol == "paper":
     # Test accuracy every 5 epochs draws the late gains of the mixing methods
     # (epochs 160–200) with 9 points; checkpoints at the same cadence.
@@ -67,5 +76,5 @@ def get_config(arg=None):
     c.lr_boundaries = (150.0, 225.0)
     c.lr_scales = (0.1, 0.01)
     c.rebalance_epoch = 225
-  methods.apply_method(c, args.get("method", "erm"))
+  methods.apply_method(c, method)
   return c

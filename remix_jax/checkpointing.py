@@ -287,3 +287,47 @@ def abstract_like(tree):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
                                      sharding=getattr(x, "sharding", None)),
       tree)
+
+
+def saved_steps(workdir: str) -> list[int]:
+  """The steps of the finished checkpoints in ``workdir/checkpoints``, oldest
+  first, read from the directory names without opening a checkpoint (orbax's
+  temporary directories and ``corrupt/`` are not steps)."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory)
+                if name.isdigit()
+                and os.path.isdir(os.path.join(directory, name)))
+
+
+def copy_checkpoint(src_workdir: str, step: int, dst_workdir: str) -> str:
+  """Copies checkpoint ``step`` of ``src_workdir`` into ``dst_workdir``, which
+  must hold no checkpoint yet (a run branched from another run's state).
+
+  The copy is written beside its destination and renamed when complete, so a
+  crash leaves no partial step; its contents are verified when restored, as
+  any checkpoint's.
+
+  Returns:
+    The copied step's directory.
+
+  Raises:
+    ValueError: ``src_workdir`` has no checkpoint ``step``, or
+      ``dst_workdir`` already holds checkpoints (one line each).
+  """
+  src = os.path.join(src_workdir, "checkpoints", str(step))
+  if step not in saved_steps(src_workdir):
+    raise ValueError(f"{src_workdir} has no checkpoint {step} (it has "
+                     f"{saved_steps(src_workdir) or 'none'})")
+  if saved_steps(dst_workdir):
+    raise ValueError(f"{dst_workdir} already holds checkpoints "
+                     f"{saved_steps(dst_workdir)}; branch into a new workdir")
+  directory = os.path.join(dst_workdir, "checkpoints")
+  os.makedirs(directory, exist_ok=True)
+  dst = os.path.join(directory, str(step))
+  tmp = f"{dst}.copy-tmp-{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  shutil.copytree(src, tmp)
+  os.replace(tmp, dst)
+  return dst

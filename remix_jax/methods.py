@@ -52,6 +52,7 @@ METHODS: dict[str, dict] = {
     "remix_rs": {"mixer": "mixup", **_REMIX, "resample": "rs"},
     "remix_drw": {"mixer": "mixup", **_REMIX, "reweight": "drw"},
     "remix_drs": {"mixer": "mixup", **_REMIX, "resample": "drs"},
+    "remix_ldam": {"mixer": "mixup", **_REMIX, **_LDAM},
     "remix_ldam_drw": {"mixer": "mixup", **_REMIX, **_LDAM, "reweight": "drw"},
     "remix_ldam_drs": {"mixer": "mixup", **_REMIX, **_LDAM, "resample": "drs"},
     # SUMix (Qin et al. 2024) on each base mixer; "sumix" is CutMix + SUMix.
@@ -88,6 +89,34 @@ def method_fields(method: str) -> dict:
     raise ValueError(f"unknown method {method!r}; choose one of "
                      f"{', '.join(sorted(METHODS))}")
   return {**BASELINE, **METHODS[method]}
+
+
+#: The fields a deferred method switches on at ``config.rebalance_epoch``,
+#: with their value before the switch.
+DEFERRED_FIELDS = {"reweight": ("drw", "none"), "resample": ("drs", "none")}
+
+
+def deferred_base(method: str):
+  """The method that ``method`` trains as until ``config.rebalance_epoch``.
+
+  A deferred method (DRW, DRS and their combinations; Cao et al. 2019) sets
+  :data:`DEFERRED_FIELDS`; before the switch it is step for step the method
+  without them (``remix_drw`` → ``remix``, ``drw`` → ``erm``), so a run of it
+  can branch from a checkpoint of its base at the switch epoch.
+
+  Returns:
+    The base's name, or ``None`` when ``method`` defers nothing (or no named
+    method has the base's fields). Raises a one-line ``ValueError`` for an
+    unknown method.
+  """
+  fields = method_fields(method)
+  base = dict(fields)
+  for key, (deferred, before) in DEFERRED_FIELDS.items():
+    if fields[key] == deferred:
+      base[key] = before
+  if base == fields:
+    return None
+  return next((name for name in METHODS if method_fields(name) == base), None)
 
 
 def get_field(config, key: str):

@@ -1,4 +1,4 @@
-"""Figures of the reproduction report and of what the mixers produce.
+"""Figures of a run's per-class results and of what the mixers produce.
 
 matplotlib (Agg backend) and JAX are imported inside the functions, so this
 module is light to import.
@@ -14,21 +14,19 @@ GRID_MIXERS = (("mixup", "Mixup"), ("cutmix", "CutMix"),
                ("resizemix", "ResizeMix"))
 
 
-def _pyplot():
+def pyplot():
+  """``matplotlib.pyplot`` on the non-interactive Agg backend."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   return plt
 
 
-def _save(fig, path: str) -> None:
+def save(fig, path: str) -> None:
+  """Writes ``fig`` to ``path`` (PNG, 120 dpi) and closes it."""
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  _pyplot().close(fig)
-
-
-def _nan(x) -> float:
-  return np.nan if x is None else float(x)
+  pyplot().close(fig)
 
 
 def per_class_vs_size(path: str, results_by_method: dict[str, dict],
@@ -42,7 +40,7 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
     class_counts: ``[C]`` training images of each class.
     title: the figure title.
   """
-  plt = _pyplot()
+  plt = pyplot()
   counts = np.maximum(np.asarray(class_counts), 1)
   order = np.argsort(counts)
   many = len(results_by_method) > 4  # the legend would cover the lines
@@ -61,31 +59,7 @@ def per_class_vs_size(path: str, results_by_method: dict[str, dict],
     ax.legend(fontsize=8)
   if title:
     ax.set_title(title)
-  _save(fig, path)
-
-
-def group_bars(path: str, results_by_method: dict[str, dict]) -> None:
-  """Head / mid / tail accuracy as grouped bars, one group per method.
-
-  Args:
-    path: the PNG to write.
-    results_by_method: display name -> metrics with ``head``, ``mid`` and
-      ``tail`` (percent; ``None`` is left blank).
-  """
-  plt = _pyplot()
-  names = list(results_by_method)
-  x = np.arange(len(names))
-  width = 0.27
-  fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names) + 2), 4))
-  for i, group in enumerate(("head", "mid", "tail")):
-    values = [_nan(results_by_method[n].get(group)) for n in names]
-    ax.bar(x + (i - 1) * width, values, width, label=group)
-  ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-  ax.set_ylabel("mean per-class test accuracy (%)")
-  ax.set_ylim(0, 100)
-  ax.grid(axis="y", alpha=0.3)
-  ax.legend(fontsize=8)
-  _save(fig, path)
+  save(fig, path)
 
 
 def _to_unit_float(images) -> np.ndarray:
@@ -117,7 +91,7 @@ def mixed_examples_grid(path: str, images, labels, class_counts, class_names,
   from remix_jax import mixers  # pylint: disable=g-import-not-at-top
   from remix_jax import remix  # pylint: disable=g-import-not-at-top
 
-  plt = _pyplot()
+  plt = pyplot()
   images = _to_unit_float(images)
   labels = np.asarray(labels)
   counts = np.asarray(class_counts)
@@ -148,4 +122,4 @@ def mixed_examples_grid(path: str, images, labels, class_counts, class_names,
       ax.set_xticks([])
       ax.set_yticks([])
     axes[row, 0].set_ylabel(title, fontsize=10)
-  _save(fig, path)
+  save(fig, path)

@@ -14,6 +14,7 @@ import math
 import signal
 import threading
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -281,7 +282,8 @@ def _stop_message(problem: str, kept_steps) -> str:
           f"from checkpoint {kept_steps[-1]}")
 
 
-def train_and_evaluate(config, workdir: str, *, allow_changes=()) -> dict:
+def train_and_evaluate(config, workdir: str, *, allow_changes=(),
+                       stop_at_epoch: Optional[int] = None) -> dict:
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
@@ -296,6 +298,12 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=()) -> dict:
     workdir: directory for checkpoints, TensorBoard events and results.
     allow_changes: config fields (dotted) that may differ from the config
       that trained ``workdir`` (e.g. ``['learning_rate']`` after a NaN).
+    stop_at_epoch: stop once this many epochs are trained, with a
+      checkpoint at that step written and waited for, and return ``{'stopped':
+      True, 'step': …, 'epoch': …, 'steps_per_epoch': …}`` without the final
+      evaluation (a shared
+      prefix that deferred methods branch from). A run already past it
+      returns at once. ``None``: train all ``config.num_epochs``.
 
   Returns:
     The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
@@ -310,6 +318,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=()) -> dict:
     checkpointing.CheckpointError: a checkpoint could not be written.
   """
   config_lib.validate_config(config)
+  if stop_at_epoch is not None and not 0 < stop_at_epoch <= config.num_epochs:
+    raise ValueError(f"stop_at_epoch={stop_at_epoch} must be in 1.."
+                     f"{config.num_epochs} (config.num_epochs)")
   workdir = workdir_lib.prepare(workdir)
   with _Interrupt() as interrupt:
     if interrupt.requested:
@@ -323,13 +334,13 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=()) -> dict:
     try:
       changes = run_record.check(workdir, config, allow_changes)
       return _train(config, workdir, interrupt, primary=primary,
-                    changes=changes)
+                    changes=changes, stop_at_epoch=stop_at_epoch)
     finally:
       lock.release()
 
 
 def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
-           changes: dict) -> dict:
+           changes: dict, stop_at_epoch: Optional[int]) -> dict:
   """The body of :func:`train_and_evaluate`, with the workdir checked and
   locked."""
   mesh = parallel.make_mesh(config.num_devices)
@@ -351,6 +362,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
                      f"images, fewer than config.batch_size="
                      f"{config.batch_size}")
   total_steps = config.num_epochs * steps_per_epoch
+  stop_step = (total_steps if stop_at_epoch is None
+               else stop_at_epoch * steps_per_epoch)
 
   state, train_step, eval_step = build(
       config, mesh, num_classes=train_data.num_classes,
@@ -376,6 +389,10 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
     return {"interrupted": True, "step": step}
   resumed_step = step
   recorded = [False]
+  if step >= stop_step and stop_step < total_steps:
+    ckpt.close()
+    return {"stopped": True, "step": step, "epoch": step // steps_per_epoch,
+            "steps_per_epoch": steps_per_epoch}
 
   def save(at: int, state, wait: bool = False):
     ckpt.save(at, state, wait=wait)
@@ -395,7 +412,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
       f"{nproc} process(es), starting at step {step}/{total_steps}")
   result = None
   try:
-    while step < total_steps:
+    while step < stop_step:
       epoch = step // steps_per_epoch
       pending, first = [], step
       batches = train_data.iterate(
@@ -422,9 +439,11 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           return {"interrupted": True, "step": step}
       epochs_done = step // steps_per_epoch
       last = step >= total_steps
+      stopping = step >= stop_step and not last
       # Saved before the evaluation, so that a non-finite state stops the
       # run before its metrics are reported.
-      if epochs_done % config.checkpoint_every_epochs == 0 or last:
+      if (epochs_done % config.checkpoint_every_epochs == 0 or last
+          or stopping):
         save(step, state)
       if epochs_done % config.eval_every_epochs == 0 or last:
         result = evaluate(eval_step, state, eval_data, mesh, class_counts)
@@ -438,6 +457,12 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           report.write_progress(workdir, epoch=epochs_done, step=step,
                                 metrics=result)
         progress.restart_clock()
+      if stopping:
+        ckpt.wait()
+        progress.write(f"stopped at epoch {epochs_done}: checkpoint {step} "
+                       f"saved in {ckpt.directory}")
+        return {"stopped": True, "step": step, "epoch": epochs_done,
+                "steps_per_epoch": steps_per_epoch}
     if result is None:  # resumed a finished run
       result = evaluate(eval_step, state, eval_data, mesh, class_counts)
     ckpt.wait()

@@ -1,4 +1,4 @@
-"""The reproduction runner's bookkeeping and report, and the plots (fake runs,
+"""The reproduction tables' bookkeeping and report, and the plots (fake runs,
 no data, no training)."""
 
 import json
@@ -10,8 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+from configs import cifar_lt
+from experiments.remix_paper import report as paper_report
+from experiments.remix_paper import status
+from experiments.remix_paper import tables
 from remix_jax import plots
-from remix_jax import reproduce
 from tests.conftest import REPO
 
 COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -35,70 +38,74 @@ def _finish(runs_dir, cell, seed, metrics):
                "class_names": NAMES, "config": {}}, f)
 
 
-def test_run_names_and_config_args():
-  cell = reproduce.Cell("remix_drw", seeds=(0, 1))
+def test_run_names_and_configs():
+  cell = tables.Cell("remix_drw", seeds=(0, 1))
   assert cell.run_name(1) == "remix_drw_cifar10_jpeg_exp100_cpu30_s1"
-  assert cell.config_arg(0) == ("dataset=cifar10_jpeg,rho=100,profile=exp,"
-                                "method=remix_drw,protocol=cpu30,seed=0")
-  assert [c.method for c in reproduce.get_table("cpu30")] == [
+  # The cell's config is the preset the command line builds from its string.
+  assert cell.config(1).to_json() == cifar_lt.get_config(
+      "dataset=cifar10_jpeg,rho=100,profile=exp,method=remix_drw,"
+      "protocol=cpu30,seed=1").to_json()
+  assert cell.deferred_base() == tables.Cell("remix", seeds=(0, 1))
+  assert tables.Cell("remix").deferred_base() is None
+  assert [c.method for c in tables.get_table("cpu30")] == [
       "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
       "cutmix_sumix", "sumix_remix", "cutmix_sumix_follow",
       "sumix_follow_remix"]
   with pytest.raises(ValueError, match="cpu30"):
-    reproduce.get_table("nope")
+    tables.get_table("nope")
 
 
 def test_paper_numbers():
-  assert reproduce.paper_top1("remix_drw", "cifar10_jpeg", "exp", 100) == 79.76
-  assert reproduce.paper_top1("remix_cm", "cifar100", "step", 10) == 57.78
-  assert reproduce.paper_top1("erm", "cinic10", "step", 200) == 51.64
-  assert reproduce.paper_top1("cutmix_sumix", "cifar10", "exp", 100) is None
+  assert tables.paper_top1("remix_drw", "cifar10_jpeg", "exp", 100) == 79.76
+  assert tables.paper_top1("remix_cm", "cifar100", "step", 10) == 57.78
+  assert tables.paper_top1("erm", "cinic10", "step", 200) == 51.64
+  assert tables.paper_top1("cutmix_sumix", "cifar10", "exp", 100) is None
   # Table 1 and 5 each fill all 8 CIFAR columns, Table 2 the 8 CINIC ones.
-  assert len(reproduce.PAPER_TOP1) == 8 * (14 + 4 + 10)
+  assert len(tables.PAPER_TOP1) == 8 * (14 + 4 + 10)
 
 
 def test_status_finished_in_progress_not_started(tmp_path):
   runs_dir = str(tmp_path)
-  erm, mixup, remix = (reproduce.Cell(m) for m in ("erm", "mixup", "remix"))
+  erm, mixup, remix = (tables.Cell(m) for m in ("erm", "mixup", "remix"))
   _finish(runs_dir, erm, 0, _metrics(70.0))
   ckpt = tmp_path / mixup.run_name(0) / "checkpoints"
   for name in ("100", "200", "300.orbax-checkpoint-tmp-1"):
     (ckpt / name).mkdir(parents=True)
-  runs = reproduce.table_runs([erm, mixup, remix], runs_dir)
+  runs = status.table_runs([erm, mixup, remix], runs_dir)
   assert [r.state for r in runs] == [
-      reproduce.FINISHED, reproduce.IN_PROGRESS, reproduce.NOT_STARTED]
+      status.FINISHED, status.IN_PROGRESS, status.NOT_STARTED]
   assert runs[0].describe() == "finished (top-1 70.00)"
   assert runs[1].step == 200
   assert runs[1].describe() == "in progress (checkpoint at step 200)"
   assert runs[2].describe() == "not started"
   (tmp_path / mixup.run_name(0) / "progress.json").write_text('{"epoch": 7}')
-  assert (reproduce.run_status(mixup, 0, runs_dir).describe()
+  assert (status.run_status(mixup, 0, runs_dir).describe()
           == "in progress, last evaluated epoch 7")
   (tmp_path / mixup.run_name(0) / "progress.json").write_text(
       '{"epoch": 7, "step": 672, "top1": 41.256}')
-  assert (reproduce.run_status(mixup, 0, runs_dir).describe()
+  assert (status.run_status(mixup, 0, runs_dir).describe()
           == "in progress, last evaluated epoch 7 (top-1 41.26)")
 
 
 def test_aggregate_mean_and_sample_std():
-  stats = reproduce.aggregate([_metrics(70.0, [60.0] * 10),
+  stats = paper_report.aggregate([_metrics(70.0, [60.0] * 10),
                                _metrics(72.0, [64.0] * 10)])
   assert stats["n"] == 2
   assert stats["mean"]["top1"] == pytest.approx(71.0)
   assert stats["std"]["top1"] == pytest.approx(np.sqrt(2.0))
   assert stats["mean"]["per_class"] == pytest.approx([62.0] * 10)
   assert stats["std"]["per_class"] == pytest.approx([np.sqrt(8.0)] * 10)
-  one = reproduce.aggregate([_metrics(70.0)])
+  one = paper_report.aggregate([_metrics(70.0)])
   assert one["std"]["top1"] is None
-  assert reproduce.pm(one["mean"]["top1"], one["std"]["top1"]) == "70.00"
-  assert reproduce.pm(71.0, 1.414) == "71.00 ± 1.41"
+  assert paper_report.pm(one["mean"]["top1"], one["std"]["top1"]) == "70.00"
+  assert paper_report.pm(71.0, 1.414) == "71.00 ± 1.41"
   # A group missing in one run (None) has no aggregate.
-  assert reproduce.aggregate([{**_metrics(70.0), "tail": None}])[
+  assert paper_report.aggregate([{**_metrics(70.0), "tail": None}])[
       "mean"]["tail"] is None
 
 
 def _fake_table(tmp_path):
-  cells = [reproduce.Cell(m, seeds=(0, 1)) for m in (
+  cells = [tables.Cell(m, seeds=(0, 1)) for m in (
       "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
       "cutmix_sumix")]
   top1 = {"erm": 70.0, "mixup": 72.0, "remix": 71.0, "cutmix": 74.0,
@@ -117,9 +124,9 @@ def _fake_table(tmp_path):
 
 def test_orderings_with_margins(tmp_path):
   cells, runs_dir = _fake_table(tmp_path)
-  summaries = reproduce.summarize(cells, reproduce.table_runs(cells, runs_dir))
+  summaries = paper_report.summarize(cells, status.table_runs(cells, runs_dir))
   got = {(o["lower"], o["higher"]): o
-         for o in reproduce.check_orderings(summaries)}
+         for o in paper_report.check_orderings(summaries)}
   # remix_drw is unfinished, so the first chain is erm < mixup < remix.
   assert set(got) == {("erm", "mixup"), ("mixup", "remix"),
                       ("cutmix", "remix_cm")}
@@ -134,7 +141,7 @@ def test_orderings_with_margins(tmp_path):
 def test_report_markdown_json_and_plots(tmp_path):
   cells, runs_dir = _fake_table(tmp_path)
   results_dir = str(tmp_path / "results")
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   md = (tmp_path / "results" / "fake.md").read_text()
   assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 |" in md
   assert "| Remix-CM | 2 | 75.50 ± 0.71 | 76.59 (Table 5) | -1.09 |" in md
@@ -160,25 +167,25 @@ def test_finished_results_survive_without_their_workdirs(tmp_path):
   """A fresh checkout has results/ but not runs/: same report, runs skipped."""
   cells, runs_dir = _fake_table(tmp_path)
   results_dir = str(tmp_path / "results")
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   archive = tmp_path / "results" / "runs" / "fake"
   assert sorted(p.name for p in archive.iterdir()) == sorted(
       f"{c.run_name(s)}.json" for c in cells for s in c.seeds
       if c.method not in ("remix_drw",))
   before = (tmp_path / "results" / "fake.md").read_text()
   shutil.rmtree(runs_dir)
-  runs = reproduce.table_runs(cells, runs_dir, str(archive))
+  runs = status.table_runs(cells, runs_dir, str(archive))
   assert [r.state for r in runs if r.cell.method == "erm"] == [
-      reproduce.FINISHED] * 2
+      status.FINISHED] * 2
   assert [r.state for r in runs if r.cell.method == "remix_drw"] == [
-      reproduce.NOT_STARTED] * 2
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+      status.NOT_STARTED] * 2
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   after = (tmp_path / "results" / "fake.md").read_text()
   assert after == before.replace(
       "s0: in progress (checkpoint at step 200)", "s0: not started")
   # Without the archive the finished runs would count as not started.
-  assert reproduce.run_status(cells[0], 0, runs_dir).state == (
-      reproduce.NOT_STARTED)
+  assert status.run_status(cells[0], 0, runs_dir).state == (
+      status.NOT_STARTED)
 
 
 def test_unfinished_progress_survives_without_its_workdir(tmp_path):
@@ -190,7 +197,7 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   workdir = tmp_path / "runs" / drw.run_name(0)
   (workdir / "progress.json").write_text(
       '{"epoch": 10, "step": 960, "top1": 45.45}')
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   archive = tmp_path / "results" / "runs" / "fake"
   copy = archive / f"{drw.run_name(0)}.progress.json"
   assert json.loads(copy.read_text())["epoch"] == 10
@@ -199,28 +206,28 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   assert "s0: in progress, last evaluated epoch 10 (top-1 45.45); s1:" in md
 
   shutil.rmtree(workdir)
-  run = reproduce.run_status(drw, 0, runs_dir, str(archive))
+  run = status.run_status(drw, 0, runs_dir, str(archive))
   assert (run.state, run.archived, run.epoch, run.step) == (
-      reproduce.IN_PROGRESS, True, 10, None)
+      status.IN_PROGRESS, True, 10, None)
   assert run.describe() == ("in progress, last evaluated epoch 10 (top-1 "
                             "45.45); its checkpoint is not on this machine")
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   assert "its checkpoint is not on this machine; s1: not started" in (
       tmp_path / "results" / "fake.md").read_text()
   assert json.loads(copy.read_text())["top1"] == 45.45  # kept, not dropped
   report = json.loads((tmp_path / "results" / "fake.json").read_text())
   assert report["cells"][3]["runs"][0]["archived"] is True
   # Without the archive it would count as not started.
-  assert reproduce.run_status(drw, 0, runs_dir).state == reproduce.NOT_STARTED
+  assert status.run_status(drw, 0, runs_dir).state == status.NOT_STARTED
 
   _finish(runs_dir, drw, 0, _metrics(77.0))
-  reproduce.write_report("fake", cells, runs_dir, results_dir)
+  paper_report.write_report("fake", cells, runs_dir, results_dir)
   assert not copy.exists()
   assert (archive / f"{drw.run_name(0)}.json").exists()
 
 
 def test_no_plots_before_a_run_finishes(tmp_path):
-  reproduce.write_report("empty", [reproduce.Cell("erm")],
+  paper_report.write_report("empty", [tables.Cell("erm")],
                          str(tmp_path / "runs"), str(tmp_path))
   assert "not started" in (tmp_path / "empty.md").read_text()
   assert not (tmp_path / "empty_per_class.png").exists()
@@ -238,17 +245,18 @@ def test_mixed_examples_grid(tmp_path):
 
 def test_cli_dry_run_lists_every_run(tmp_path):
   runs_dir, results_dir = tmp_path / "runs", tmp_path / "results"
-  erm = reproduce.get_table("cpu30")[0]
+  erm = tables.get_table("cpu30")[0]
   archive = results_dir / "runs" / "cpu30"
   archive.mkdir(parents=True)
   (archive / f"{erm.run_name(0)}.json").write_text(json.dumps(
       {"metrics": _metrics(58.6)}))
   out = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "reproduce.py"), "--table",
+      [sys.executable, str(REPO / "experiments" / "remix_paper" /
+                           "reproduce.py"), "--table",
        "cpu30", "--dry_run", "--runs_dir", str(runs_dir), "--results_dir",
        str(results_dir)],
       capture_output=True, text=True, timeout=120, check=True).stdout
   assert f"{erm.run_name(0)}: finished (top-1 58.60)" in out
-  for cell in reproduce.get_table("cpu30")[1:]:
+  for cell in tables.get_table("cpu30")[1:]:
     assert f"{cell.run_name(0)}: not started" in out
   assert not runs_dir.exists()

@@ -1,17 +1,20 @@
 """Runs a reproduction table of the Remix paper and writes its report.
 
-    python benchmarks/reproduce.py --table cpu30 [--runs_dir runs/reproduce]
+    python experiments/remix_paper/reproduce.py --table paper \
+        [--runs_dir runs/reproduce]
         [--results_dir results] [--data_dir ../shared/tfds] [--only M1,M2]
         [--dry_run | --report_only] [--examples]
 
-Each (method, seed) of the table (``remix_jax.reproduce.TABLES``) trains in
-its own workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_
-<protocol>_s<seed>``; finished runs (``results.json`` in the workdir, or its
-copy under ``<results_dir>/runs/<table>/``, which a fresh checkout has) are
-skipped and the others resume from their checkpoints. After every run, and
-at the end,
+Each (method, seed) of the table (``tables.TABLES``) trains in its own
+workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_<protocol>_
+s<seed>``; finished runs (``results.json`` in the workdir, or its copy under
+``<results_dir>/runs/<table>/``, which a fresh checkout has) are skipped and
+the others resume from their checkpoints. A deferred method (DRW, …) that
+has not started branches from its base at the switch epoch
+(``runner.py``). After every run, and at the end,
 ``<results_dir>/<table>.md``/``.json`` (ours next to the paper's numbers, the
-paper's orderings) and the per-class and head/mid/tail plots are rewritten.
+paper's orderings) and the curve, per-class and head/mid/tail plots are
+rewritten.
 
   --only         train only these methods (the report still covers the table)
   --dry_run      list the runs and their status; train and write nothing
@@ -26,12 +29,16 @@ import os
 import pathlib
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
 from configs import cifar_lt  # noqa: E402
-from remix_jax import reproduce  # noqa: E402
+from experiments.remix_paper import report  # noqa: E402
+from experiments.remix_paper import runner  # noqa: E402
+from experiments.remix_paper import status  # noqa: E402
+from experiments.remix_paper import tables  # noqa: E402
 
-DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "tfds"
 
 
 def write_examples(path: str, data_dir: str,
@@ -44,7 +51,7 @@ def write_examples(path: str, data_dir: str,
   from remix_jax import plots  # pylint: disable=g-import-not-at-top
   from remix_jax.data import registry  # pylint: disable=g-import-not-at-top
 
-  cfg = cifar_lt.get_config(f"dataset={dataset}")
+  cfg = cifar_lt.build(dataset=dataset)
   cfg.data.data_dir = data_dir
   cfg.data.augment = False
   train_data = data.create_train_data(cfg.data, global_batch_size=512)
@@ -61,29 +68,11 @@ def write_examples(path: str, data_dir: str,
   print(f"wrote {path}")
 
 
-def train_runs(runs, data_dir: str, on_finished) -> bool:
-  """Trains each run that is not finished; ``False`` if one was interrupted
-  (SIGTERM), after which the rest are left alone."""
-  from remix_jax import train  # pylint: disable=g-import-not-at-top
-  for run in runs:
-    if run.state == reproduce.FINISHED:
-      continue
-    print(f"== {run.workdir}: {run.describe()}", flush=True)
-    config = cifar_lt.get_config(run.cell.config_arg(run.seed))
-    config.data.data_dir = data_dir
-    result = train.train_and_evaluate(config, run.workdir)
-    if result.get("interrupted"):
-      print(f"interrupted at step {result['step']}; re-run to resume")
-      return False
-    on_finished()
-  return True
-
-
 def main():
   parser = argparse.ArgumentParser(
       description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--table", choices=sorted(reproduce.TABLES))
+  parser.add_argument("--table", choices=sorted(tables.TABLES))
   parser.add_argument("--runs_dir", default="runs/reproduce")
   parser.add_argument("--results_dir", default="results")
   parser.add_argument("--data_dir", default=os.environ.get(
@@ -105,15 +94,15 @@ def main():
   if args.table is None:
     return
 
-  cells = reproduce.get_table(args.table)
+  cells = tables.get_table(args.table)
   only = [m for m in args.only.split(",") if m]
   unknown = sorted(set(only) - {c.method for c in cells})
   if unknown:
     parser.error(f"--only: {', '.join(unknown)} not in table {args.table} "
                  f"({', '.join(c.method for c in cells)})")
   runs_dir = os.path.join(args.runs_dir, args.table)
-  archive = reproduce.archive_dir(args.results_dir, args.table)
-  runs = [r for r in reproduce.table_runs(cells, runs_dir, archive)
+  archive = status.archive_dir(args.results_dir, args.table)
+  runs = [r for r in status.table_runs(cells, runs_dir, archive)
           if not only or r.cell.method in only]
   for run in runs:
     print(f"{run.cell.run_name(run.seed)}: {run.describe()}")
@@ -121,10 +110,10 @@ def main():
     return
 
   def write_report():
-    reproduce.write_report(args.table, cells, runs_dir, args.results_dir)
+    report.write_report(args.table, cells, runs_dir, args.results_dir)
 
   if not args.report_only:
-    train_runs(runs, args.data_dir, write_report)
+    runner.train_runs(runs, runs_dir, args.data_dir, write_report)
   write_report()
   print(f"wrote {os.path.join(args.results_dir, args.table)}.md")
 

@@ -1,0 +1,313 @@
+"""The report of a reproduction table: mean ± std over the finished seeds
+next to the paper's number for each cell, which of the paper's orderings hold
+(with our margin and the paper's), per-class accuracy, and the figures.
+
+Reads workdirs (:mod:`experiments.remix_paper.status`); trains nothing.
+Pure Python/NumPy (the plots import matplotlib lazily).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from experiments.remix_paper import plots as experiment_plots
+from experiments.remix_paper import status
+from experiments.remix_paper.status import FINISHED
+from experiments.remix_paper.status import Run
+from experiments.remix_paper.tables import Cell
+from experiments.remix_paper.tables import method_label
+from experiments.remix_paper.tables import METHOD_NOTES
+from experiments.remix_paper.tables import ORDERINGS
+from experiments.remix_paper.tables import PAPER_SOURCE
+from experiments.remix_paper.tables import paper_key
+from remix_jax import plots
+from remix_jax import report
+
+#: Metrics aggregated over seeds (``per_class`` element-wise).
+METRICS = ("top1", "head", "mid", "tail", "per_class")
+
+
+# --- Aggregation ------------------------------------------------------------
+
+
+def _mean_std(values):
+  """Mean and sample std (``None`` for one value) over axis 0; ``None`` if
+  any value is missing."""
+  if not values or any(v is None for v in values):
+    return None, None
+  x = np.asarray(values, np.float64)
+  std = x.std(axis=0, ddof=1).tolist() if len(x) > 1 else None
+  return x.mean(axis=0).tolist(), std
+
+
+def aggregate(metrics_list: Sequence[dict]) -> dict:
+  """Mean ± std over seeds of :data:`METRICS`.
+
+  Args:
+    metrics_list: the ``metrics`` dicts of the finished runs of one cell.
+
+  Returns:
+    ``{'n': runs, 'mean': {metric: value}, 'std': {metric: value}}``; the
+    std is the sample std (``ddof=1``), ``None`` with fewer than 2 runs;
+    ``per_class`` values are lists.
+  """
+  out = {"n": len(metrics_list), "mean": {}, "std": {}}
+  for key in METRICS:
+    out["mean"][key], out["std"][key] = _mean_std(
+        [m.get(key) for m in metrics_list])
+  return out
+
+
+def pm(mean, std) -> str:
+  """``'75.36 ± 0.21'``, or just the mean without a std, ``'–'`` without one."""
+  return report.fmt(mean) + ("" if std is None else f" ± {std:.2f}")
+
+
+@dataclasses.dataclass
+class CellSummary:
+  """A cell with its runs, the aggregate of the finished ones and the paper's
+  number."""
+
+  cell: Cell
+  runs: list[Run]
+  stats: dict
+  paper: Optional[float]
+
+  @property
+  def finished(self) -> list[Run]:
+    return [r for r in self.runs if r.state == FINISHED]
+
+  @property
+  def top1(self) -> Optional[float]:
+    return self.stats["mean"]["top1"] if self.finished else None
+
+
+def summarize(cells: Sequence[Cell], runs: Sequence[Run]) -> list[CellSummary]:
+  """Groups ``runs`` by cell and aggregates each cell's finished runs."""
+  out = []
+  for cell in cells:
+    cell_runs = [r for r in runs if r.cell == cell]
+    stats = aggregate([r.results["metrics"] for r in cell_runs
+                       if r.state == FINISHED])
+    out.append(CellSummary(cell, cell_runs, stats, cell.paper_top1()))
+  return out
+
+
+def check_orderings(summaries: Sequence[CellSummary],
+                    orderings=ORDERINGS) -> list[dict]:
+  """Which of the paper's orderings hold among the finished cells.
+
+  Within each group of comparable cells (same dataset, profile, ρ and
+  protocol), each chain of ``orderings`` is restricted to its finished
+  methods and every consecutive pair ``a < b`` is checked.
+
+  Returns:
+    One dict per pair: ``group``, ``lower``, ``higher``, ``holds``,
+    ``margin`` (our top-1 of ``higher`` minus ``lower``, points) and
+    ``paper_margin`` (the same in the paper, ``None`` if it lacks one).
+  """
+  out = []
+  groups = dict.fromkeys(s.cell.group for s in summaries)
+  for group in groups:
+    by_method = {s.cell.method: s for s in summaries
+                 if s.cell.group == group and s.finished}
+    for chain in orderings:
+      present = [m for m in chain if m in by_method]
+      for lower, higher in zip(present, present[1:]):
+        lo, hi = by_method[lower], by_method[higher]
+        margin = hi.top1 - lo.top1
+        paper_margin = (None if lo.paper is None or hi.paper is None
+                        else hi.paper - lo.paper)
+        out.append({"group": list(group), "lower": lower, "higher": higher,
+                    "holds": margin > 0, "margin": margin,
+                    "paper_margin": paper_margin})
+  return out
+
+
+# --- Report -----------------------------------------------------------------
+
+
+def _group_title(group) -> str:
+  dataset, profile, rho, protocol = group
+  return f"{dataset}, {profile} ρ={rho:g}, protocol {protocol}"
+
+
+def _first_results(summaries: Sequence[CellSummary]) -> Optional[dict]:
+  for s in summaries:
+    for r in s.finished:
+      return r.results
+  return None
+
+
+def _branch_note(run: Run) -> str:
+  return (f"s{run.seed}: branched from {method_label(run.branch['method'])} "
+          f"at epoch {run.branch['epoch']}")
+
+
+def markdown(table: str, summaries: Sequence[CellSummary],
+             orderings: Sequence[dict]) -> str:
+  """The report of one table: a summary row per cell (ours next to the
+  paper's), runs not finished, per-class accuracy and the orderings."""
+  lines = [f"# Reproduction: `{table}`", "",
+           "Ours: mean ± sample std over the finished seeds (n). Paper: Chou "
+           "et al. 2020 (Tables 1, 2, 5; ResNet-32 on CIFAR, ResNet-18 on "
+           "CINIC; 300 epochs, mean of 5 runs); Δ = ours − paper; – = no "
+           "paper number.", ""]
+  for group in dict.fromkeys(s.cell.group for s in summaries):
+    members = [s for s in summaries if s.cell.group == group]
+    lines += [f"## {_group_title(group)}", "",
+              "| method | n | top-1 (ours) | top-1 (paper) | Δ | head | mid "
+              "| tail | status |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in members:
+      mean, std = s.stats["mean"], s.stats["std"]
+      paper = report.fmt(s.paper)
+      if s.paper is not None:
+        paper += f" ({PAPER_SOURCE[paper_key(s.cell.method, *group[:3])]})"
+      delta = (None if s.top1 is None or s.paper is None
+               else s.top1 - s.paper)
+      cols = [pm(mean[k], std[k]) if s.finished else "–"
+              for k in ("top1", "head", "mid", "tail")]
+      status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
+                         if r.state != FINISHED) or "finished"
+      branched = [_branch_note(r) for r in s.runs if r.branch]
+      if branched:
+        status += " (" + "; ".join(branched) + ")"
+      lines.append(
+          f"| {method_label(s.cell.method)} | {s.stats['n']} | {cols[0]} | "
+          f"{paper} | {'–' if delta is None else f'{delta:+.2f}'} | "
+          f"{' | '.join(cols[1:])} | {status} |")
+    finished = [s for s in members if s.finished]
+    if finished:
+      results = _first_results(finished)
+      lines += ["", "Per-class top-1 (%):", "",
+                "| class | name | train images | " + " | ".join(
+                    method_label(s.cell.method) for s in finished) + " |",
+                "|---|---|---|" + "---|" * len(finished)]
+      for c, (name, n) in enumerate(zip(results["class_names"],
+                                        results["class_counts"])):
+        accs = [pm(s.stats["mean"]["per_class"][c],
+                   None if s.stats["std"]["per_class"] is None
+                   else s.stats["std"]["per_class"][c]) for s in finished]
+        lines.append(f"| {c} | {name} | {n} | " + " | ".join(accs) + " |")
+    group_orderings = [o for o in orderings if tuple(o["group"]) == group]
+    lines += ["", "The paper's orderings among the finished cells (top-1 "
+              "margin in points, ours vs paper):", ""]
+    if not group_orderings:
+      lines.append("- none checkable yet (needs two finished methods of one "
+                   "chain).")
+    for o in group_orderings:
+      paper_margin = ("–" if o["paper_margin"] is None
+                      else f"{o['paper_margin']:+.2f}")
+      lines.append(
+          f"- {method_label(o['lower'])} < {method_label(o['higher'])}: "
+          f"{'holds' if o['holds'] else 'does NOT hold'} "
+          f"({o['margin']:+.2f} vs paper {paper_margin})")
+    lines.append("")
+  notes = {}
+  for s in summaries:
+    if s.cell.method in METHOD_NOTES:
+      notes.setdefault(METHOD_NOTES[s.cell.method], []).append(
+          method_label(s.cell.method))
+  if notes:
+    lines += ["Notes:", ""]
+    lines += [f"- {', '.join(dict.fromkeys(names))}: {note}"
+              for note, names in notes.items()]
+    lines.append("")
+  return "\n".join(lines)
+
+
+def report_json(table: str, summaries: Sequence[CellSummary],
+                orderings: Sequence[dict]) -> dict:
+  """The machine-readable report (what :func:`markdown` shows)."""
+  return {
+      "table": table,
+      "cells": [{
+          **dataclasses.asdict(s.cell),
+          "paper_top1": s.paper,
+          "n": s.stats["n"], "mean": s.stats["mean"], "std": s.stats["std"],
+          "runs": [{"seed": r.seed, "workdir": r.workdir, "state": r.state,
+                    "step": r.step, "epoch": r.epoch, "top1": r.top1,
+                    "archived": r.archived, "status": r.describe(),
+                    "branch": r.branch, "curve": r.curve}
+                   for r in s.runs],
+      } for s in summaries],
+      "orderings": list(orderings),
+  }
+
+
+def _archive(runs: Sequence[Run], archive: str) -> None:
+  """Copies each finished run's results, and each unfinished run's progress,
+  with its curve and branch, to ``archive`` (:func:`status.archive_dir`)."""
+  for run in runs:
+    name = run.cell.run_name(run.seed)
+    progress_copy = status.archived_progress_path(archive, name)
+    extra = {"curve": run.curve, "branch": run.branch}
+    if run.state == FINISHED:
+      os.makedirs(archive, exist_ok=True)
+      with open(os.path.join(archive, name + ".json"), "w") as f:
+        json.dump({**run.results, **extra}, f, indent=1)
+      if os.path.exists(progress_copy):
+        os.remove(progress_copy)
+    elif not run.archived and run.epoch is not None:
+      os.makedirs(archive, exist_ok=True)
+      with open(progress_copy, "w") as f:
+        json.dump({"epoch": run.epoch, "top1": run.top1, **extra}, f,
+                  indent=1)
+
+
+def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
+                 results_dir: str) -> list[CellSummary]:
+  """Writes ``<results_dir>/<table>.md`` and ``.json``, the test top-1 curves
+  of every run that has evaluated (``<table>_curves.png``, one per group of
+  comparable cells, suffixed when the table has several) and, once a run is
+  finished, ``<table>_per_class.png`` and ``<table>_groups.png``. Each
+  finished run's results, and each unfinished run's progress, is copied to
+  :func:`status.archive_dir` (with its curve and branch), which later reports
+  (and the runner) read when the workdir is gone.
+
+  Args:
+    table: the table's name (file names and title).
+    cells: its cells.
+    runs_dir: the directory holding the table's run workdirs.
+    results_dir: where the report goes (created if needed).
+
+  Returns:
+    The cell summaries.
+  """
+  archive = status.archive_dir(results_dir, table)
+  runs = status.table_runs(cells, runs_dir, archive)
+  _archive(runs, archive)
+  summaries = summarize(cells, runs)
+  orderings = check_orderings(summaries)
+  os.makedirs(results_dir, exist_ok=True)
+  base = os.path.join(results_dir, table)
+  with open(base + ".md", "w") as f:
+    f.write(markdown(table, summaries, orderings))
+  with open(base + ".json", "w") as f:
+    json.dump(report_json(table, summaries, orderings), f, indent=1)
+  groups = list(dict.fromkeys(s.cell.group for s in summaries))
+  for group in groups:
+    suffix = "" if len(groups) == 1 else "_" + "_".join(
+        f"{x:g}" if isinstance(x, float) else x for x in group)
+    in_group = [s for s in summaries if s.cell.group == group]
+    curves = {f"{method_label(r.cell.method)} s{r.seed}": r.curve
+              for s in in_group for r in s.runs if r.curve}
+    if curves:
+      switch = in_group[0].cell.config(0).rebalance_epoch
+      experiment_plots.accuracy_curves(
+          f"{base}{suffix}_curves.png", curves, switch_epoch=switch,
+          title=f"test top-1 per epoch · {_group_title(group)}")
+    members = [s for s in summaries if s.cell.group == group and s.finished]
+    if not members:
+      continue
+    by_method = {method_label(s.cell.method): s.stats["mean"]
+                 for s in members}
+    plots.per_class_vs_size(f"{base}{suffix}_per_class.png", by_method,
+                            _first_results(members)["class_counts"])
+    experiment_plots.group_bars(f"{base}{suffix}_groups.png", by_method)
+  return summaries
