@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from remix_jax import class_balance
+
 
 def take_labels(x: jax.Array, labels: jax.Array) -> jax.Array:
   """``x[i, labels[i]]`` for every row ``i`` of ``x [B, C]``; ``[B]``."""
@@ -111,7 +113,8 @@ def weighted_mean(losses: jax.Array, lam_y: jax.Array,
 def class_balanced_weights(class_counts, beta: float = 0.9999) -> np.ndarray:
   """Class-balanced weights from the effective number of samples.
 
-  ``E_n = (1 − βⁿ)/(1 − β)``, ``w_c ∝ 1/E_{n_c}``, normalised so that
+  ``w_c ∝ 1/E_{n_c}`` with ``E_n = (1 − βⁿ)/(1 − β)``
+  (:func:`remix_jax.class_balance.effective_number`), normalised so that
   ``Σ_c w_c = C``. ``β = 0`` gives uniform weights.
 
   Args:
@@ -126,11 +129,8 @@ def class_balanced_weights(class_counts, beta: float = 0.9999) -> np.ndarray:
     CVPR 2019; used for DRW by K. Cao et al., "Learning Imbalanced Datasets
     with Label-Distribution-Aware Margin Loss", NeurIPS 2019.
   """
-  if not 0.0 <= beta < 1.0:
-    raise ValueError(f"beta must be in [0, 1), got {beta}")
-  counts = np.asarray(class_counts, np.float64)
-  weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
-  return (weights / weights.sum() * len(counts)).astype(np.float32)
+  weights = 1.0 / class_balance.effective_number(class_counts, beta)
+  return (weights / weights.sum() * len(weights)).astype(np.float32)
 
 
 def ldam_margins(class_counts, max_margin: float = 0.5) -> np.ndarray:

@@ -141,8 +141,7 @@ def apply_method(config, method: str):
   """
   fields = method_fields(method)
   config.method = method
-  for key, value in fields.items():
-    set_field(config, key, value)
+  config.update_from_flattened_dict(fields)
   return config
 
 

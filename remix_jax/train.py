@@ -80,8 +80,8 @@ def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
 
   Auto on CPU, where XLA's single kernel-gradient convolution is slow:
   ``clip(per_device_batch // 16, 1, 8)`` chunks, the fastest setting measured
-  for ResNet-32 with the project's XLA:CPU flags (BENCHMARKS.md, attempts 3
-  and 13). On GPU/TPU: ``1`` (plain).
+  for ResNet-32 with the project's XLA:CPU flags (BENCHMARKS.md). On GPU/TPU:
+  ``1`` (plain).
 
   Args:
     value: ``config.weight_grad_chunks`` (``-1`` or ``>= 1``).

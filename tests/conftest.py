@@ -1,7 +1,6 @@
 """Test setup: 4 simulated CPU devices (set before jax is imported) and paths."""
 
 import os
-import pathlib
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -11,8 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_TFDS = REPO.parent / "shared" / "tfds"
+from tests.helpers import SHARED_TFDS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

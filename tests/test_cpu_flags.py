@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from remix_jax import cpu_flags
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 

@@ -5,7 +5,7 @@ import pytest
 
 from remix_jax import data
 from remix_jax.data import resample
-from remix_jax.data import sharding
+from remix_jax.data import process_split
 
 CIFAR10_EXP100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 CIFAR10_EXP10 = [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
@@ -125,11 +125,11 @@ def test_resampled_epoch_near_uniform_for_beta_to_one():
 
 def test_process_rows_partition_global_batches():
   values = np.arange(40)
-  whole = sharding.process_rows(values, 8, 0, 1)
-  parts = [sharding.process_rows(values, 8, p, 4) for p in range(4)]
+  whole = process_split.process_rows(values, 8, 0, 1)
+  parts = [process_split.process_rows(values, 8, p, 4) for p in range(4)]
   assert whole.shape == (5, 8) and parts[0].shape == (5, 2)
   np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole)
-  index, mask = sharding.padded_eval_order(10, 4)
+  index, mask = process_split.padded_eval_order(10, 4)
   assert index.tolist() == list(range(10)) + [0, 0]
   assert mask.sum() == 10 and not mask[10:].any()
 
@@ -137,4 +137,4 @@ def test_process_rows_partition_global_batches():
 def test_batch_not_divisible_by_processes():
   with pytest.raises(ValueError, match="global batch size 10 is not divisible "
                      "by the number of processes 4"):
-    sharding.local_batch_size(10, 4)
+    process_split.local_batch_size(10, 4)

@@ -48,8 +48,6 @@ def test_train_split_and_batches(train):
   assert train.steps_per_epoch == expected.sum() // 32
   assert train.num_classes == 10 and train.image_shape == (8, 8, 1)
   assert train.class_names == [str(d) for d in range(10)]
-  np.testing.assert_array_equal(train.groups["many"], expected > 100)
-  np.testing.assert_array_equal(train.groups["few"], expected < 20)
   np.testing.assert_array_equal(np.bincount(train.labels), expected)
   batches = list(train.iterate(0))
   assert len(batches) == train.steps_per_epoch

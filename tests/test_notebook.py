@@ -3,7 +3,6 @@ metrics; the committed file is the generator's output, without outputs."""
 
 from __future__ import annotations
 
-import pathlib
 import re
 
 import pytest
@@ -11,7 +10,9 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from notebooks import make_quickstart  # noqa: E402  pylint: disable=g-import-not-at-top
+from tests.helpers import REPO  # noqa: E402  pylint: disable=g-import-not-at-top
+
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 
 
@@ -22,14 +23,9 @@ def _stream_text(nb) -> str:
 
 
 def test_committed_notebook_is_the_generated_one_without_outputs():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location(
-      "make_quickstart", REPO / "notebooks" / "make_quickstart.py")
-  make = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(make)
   committed = nbformat.read(NOTEBOOK, as_version=4)
   assert [c.source for c in committed.cells] == [
-      c.source for c in make.build().cells]
+      c.source for c in make_quickstart.build().cells]
   for cell in committed.cells:
     if cell.cell_type == "code":
       assert cell.outputs == [] and cell.execution_count is None

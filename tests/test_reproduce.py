@@ -15,7 +15,7 @@ from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
 from remix_jax import plots
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",

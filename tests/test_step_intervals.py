@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 # Steady 1 s/step, one 30 s stall (steps 96->100), a redraw and a resume
 # (the elapsed clock restarts at the checkpoint step).

@@ -1,7 +1,6 @@
-"""benchmarks/sumix_balanced.py: config, TensorBoard series, diagnostics,
+"""experiments/sumix/balanced.py: config, TensorBoard series, diagnostics,
 tables, and (slow) the whole command on tiny digits."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,18 +8,16 @@ import sys
 import numpy as np
 import pytest
 
+from experiments.sumix import balanced as balanced_module
 from remix_jax import config_lib
-from tests.conftest import REPO
+from tests.helpers import REPO
 
-SCRIPT = REPO / "benchmarks" / "sumix_balanced.py"
+SCRIPT = REPO / "experiments" / "sumix" / "balanced.py"
 
 
 @pytest.fixture(scope="module")
 def balanced():
-  spec = importlib.util.spec_from_file_location("sumix_balanced", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return balanced_module
 
 
 def test_rows_share_one_balanced_schedule(balanced):

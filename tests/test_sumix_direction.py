@@ -1,23 +1,20 @@
-"""benchmarks/sumix_direction.py: its tables and its argument checks."""
+"""experiments/sumix/direction.py: its tables and its argument checks."""
 
-import importlib.util
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from experiments.sumix import direction as direction_module
+from tests.helpers import REPO
 
-SCRIPT = REPO / "benchmarks" / "sumix_direction.py"
+SCRIPT = REPO / "experiments" / "sumix" / "direction.py"
 
 
 @pytest.fixture(scope="module")
 def direction():
-  spec = importlib.util.spec_from_file_location("sumix_direction", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return direction_module
 
 
 def _series(lam, lam_t, flip):

@@ -33,7 +33,7 @@ _SUMIX_NOTE = (
     "λ̃ as released (s = the per-device batch, 128): in training it "
     "saturates and gives the majority label to the smaller image of the mix "
     "for about half the samples, whatever the pasted area (`python "
-    "benchmarks/sumix_direction.py`), so these rows measure the released "
+    "experiments/sumix/direction.py`), so these rows measure the released "
     "rule, not a ratio that follows the mix; see the README's SUMix section.")
 
 #: A note printed under a table that has the method (why its row reads as

@@ -14,8 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from remix_jax.data import sharding
-from remix_jax.metrics import shot_groups
+from remix_jax.data import process_split
 
 
 def finish(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
@@ -39,15 +38,13 @@ class TrainData(abc.ABC):
     local_batch_size: this process's share, ``global / process_count``.
     steps_per_epoch: ``num_examples // global_batch_size`` (the remainder of
       an epoch is dropped).
-    groups: ``'many'``/``'medium'``/``'few'`` → ``bool [C]`` (more than 100,
-      20–100, fewer than 20 training images).
     process_index, process_count: this process and the number of processes.
   """
 
   def __init__(self, *, class_counts: np.ndarray, class_names: Sequence[str],
                image_shape: tuple[int, ...], global_batch_size: int,
                process_index: int, process_count: int):
-    self.local_batch_size = sharding.local_batch_size(
+    self.local_batch_size = process_split.local_batch_size(
         global_batch_size, process_count, process_index)
     self.global_batch_size = global_batch_size
     self.process_index = process_index
@@ -58,7 +55,6 @@ class TrainData(abc.ABC):
     self.image_shape = tuple(int(d) for d in image_shape)
     self.num_examples = int(self.class_counts.sum())
     self.steps_per_epoch = self.num_examples // global_batch_size
-    self.groups = shot_groups(self.class_counts)
 
   def iterate(self, epoch: int, *, resample: bool = False,
               start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -108,7 +104,7 @@ class EvalData(abc.ABC):
   def __init__(self, *, num_classes: int, num_examples: int,
                global_batch_size: int, process_index: int,
                process_count: int):
-    self.local_batch_size = sharding.local_batch_size(
+    self.local_batch_size = process_split.local_batch_size(
         global_batch_size, process_count, process_index)
     self.global_batch_size = global_batch_size
     self.process_index = process_index

@@ -24,7 +24,7 @@ from remix_jax.data import base
 from remix_jax.data import longtail
 from remix_jax.data import registry
 from remix_jax.data import resample as resample_lib
-from remix_jax.data import sharding
+from remix_jax.data import process_split
 
 
 def longtail_selector(spec: registry.DatasetSpec, cfg, num_classes: int):
@@ -108,7 +108,7 @@ class InMemoryTrainData(base.TrainData):
 
   def epoch_dataset(self, epoch: int, resample: bool,
                     start_step: int) -> tf.data.Dataset:
-    local = {k: sharding.process_rows(v, self.global_batch_size,
+    local = {k: process_split.process_rows(v, self.global_batch_size,
                                       self.process_index,
                                       self.process_count)[start_step:]
              for k, v in self.epoch_columns(epoch, resample).items()}
@@ -132,9 +132,9 @@ class InMemoryEvalData(base.EvalData):
     self._cache = _Cached(split, spec)
 
   def eval_dataset(self) -> tf.data.Dataset:
-    index, mask = sharding.padded_eval_order(self.num_examples,
+    index, mask = process_split.padded_eval_order(self.num_examples,
                                              self.global_batch_size)
-    local = {k: sharding.process_rows(v, self.global_batch_size,
+    local = {k: process_split.process_rows(v, self.global_batch_size,
                                       self.process_index, self.process_count)
              for k, v in (("index", index), ("mask", mask))}
 

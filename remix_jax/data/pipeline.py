@@ -12,7 +12,7 @@ from __future__ import annotations
 from remix_jax.data import base
 from remix_jax.data import config
 from remix_jax.data import memory
-from remix_jax.data import sharding
+from remix_jax.data import process_split
 from remix_jax.data import source
 from remix_jax.data import streaming
 
@@ -21,7 +21,7 @@ def _open(cfg, global_batch_size: int, process_index: int,
           process_count: int, data_dir):
   """Validates everything cheap, then returns ``(spec, prepared builder)``."""
   spec = config.validate_data_config(cfg)
-  sharding.local_batch_size(global_batch_size, process_count, process_index)
+  process_split.local_batch_size(global_batch_size, process_count, process_index)
   path, origin = source.resolve_data_dir(data_dir,
                                          getattr(cfg, "data_dir", None))
   return spec, source.load_builder(spec, path, origin)

@@ -2,13 +2,10 @@
 
 Re-sampling follows the class-balanced rule of Cui et al. (2019) as used by
 LDAM-DRW's DRS and by Remix-RS/DRS (Chou et al. 2020): an example of class
-``c`` is drawn with probability proportional to ``1 / E_{n_c}``, where
-
-    E_n = (1 − β^n) / (1 − β)
-
-is the effective number of ``n`` samples (β = 0.9999 by default). β → 1 gives
-``E_n → n`` (every class equally likely); β = 0 gives ``E_n = 1`` (the
-natural, long-tailed frequencies). An epoch draws ``N`` examples WITH
+``c`` is drawn with probability proportional to ``1 / E_{n_c}``, the
+effective number of ``n_c`` samples (:mod:`remix_jax.class_balance`; β =
+0.9999 by default). β → 1 makes every class equally likely; β = 0 keeps the
+natural, long-tailed frequencies. An epoch draws ``N`` examples WITH
 replacement, so its length does not change.
 
 Every random choice of an epoch comes from ``(shuffle_seed, epoch,
@@ -25,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from remix_jax import class_balance
+
 
 def check_beta(beta) -> None:
   """One-line ``ValueError`` unless ``0 <= beta < 1``."""
@@ -33,18 +32,10 @@ def check_beta(beta) -> None:
 
 
 def effective_number(counts, beta: float) -> np.ndarray:
-  """``E_n = (1 − β^n) / (1 − β)`` per class (0 for an empty class).
-
-  Args:
-    counts: ``[C]`` training images per class.
-    beta: ``0 <= β < 1``.
-
-  Returns:
-    ``float64 [C]``.
-  """
+  """:func:`remix_jax.class_balance.effective_number`, with β named as the
+  config field ``data.resample_beta`` in the error."""
   check_beta(beta)
-  n = np.asarray(counts, np.float64)
-  return (1.0 - np.power(beta, n)) / (1.0 - beta)
+  return class_balance.effective_number(counts, beta)
 
 
 def class_sampling_rates(counts, beta: float) -> np.ndarray:

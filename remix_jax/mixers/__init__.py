@@ -6,7 +6,7 @@ area-corrected) feed any label rule in :mod:`remix_jax.remix`; the cut mixers
 also return ``info.mask [B, H, W]`` (1 where the original pixel is kept).
 """
 
-from remix_jax.mixers._common import MixInfo
+from remix_jax.mixers.ops import MixInfo
 from remix_jax.mixers.cutmix import cutmix
 from remix_jax.mixers.fmix import fmix
 from remix_jax.mixers.manifold import ManifoldInfo

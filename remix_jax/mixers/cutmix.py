@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import jax
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 
 
-def cut_and_paste(images: jax.Array, partner: jax.Array, box: _common.Box):
+def cut_and_paste(images: jax.Array, partner: jax.Array, box: ops.Box):
   """Pastes ``images[partner]`` inside ``box`` (one box, or one per sample).
 
   Returns ``(mixed_images, MixInfo)`` with λ = 1 − (pasted area)/(H·W), the
   area after clipping at the image border.
   """
   batch, height, width = images.shape[:3]
-  keep = 1.0 - _common.broadcast_batch(
-      _common.box_mask(box, height, width), batch)
-  mixed = _common.paste(images, partner, keep)
-  return mixed, _common.MixInfo(partner, _common.kept_fraction(keep), keep)
+  keep = 1.0 - ops.broadcast_batch(
+      ops.box_mask(box, height, width), batch)
+  mixed = ops.paste(images, partner, keep)
+  return mixed, ops.MixInfo(partner, ops.kept_fraction(keep), keep)
 
 
 def cutmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
@@ -44,11 +44,11 @@ def cutmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     S. Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers
     with Localizable Features", ICCV 2019. arXiv:1905.04899.
   """
-  _common.check_batch(images, labels)
-  _common.check_alpha(alpha)
+  ops.check_batch(images, labels)
+  ops.check_alpha(alpha)
   batch, height, width = images.shape[:3]
   k_perm, k_lam, k_box = jax.random.split(rng, 3)
-  partner = _common.permutation(k_perm, batch)
-  lam = _common.draw_beta(k_lam, alpha, _common.num_draws(batch, per_sample))
-  box = _common.random_box(k_box, lam, height, width)
+  partner = ops.permutation(k_perm, batch)
+  lam = ops.draw_beta(k_lam, alpha, ops.num_draws(batch, per_sample))
+  box = ops.random_box(k_box, lam, height, width)
   return cut_and_paste(images, partner, box)

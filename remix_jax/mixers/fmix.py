@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 
 
 def low_frequency_image(rng: jax.Array, n: int, height: int, width: int,
@@ -72,15 +72,15 @@ def fmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     E. Harris et al., "FMix: Enhancing Mixed Sample Data Augmentation",
     arXiv:2002.12047, 2020.
   """
-  _common.check_batch(images, labels)
-  _common.check_alpha(alpha)
+  ops.check_batch(images, labels)
+  ops.check_alpha(alpha)
   batch, height, width = images.shape[:3]
   k_perm, k_lam, k_mask = jax.random.split(rng, 3)
-  partner = _common.permutation(k_perm, batch)
-  n = _common.num_draws(batch, per_sample)
-  lam = _common.draw_beta(k_lam, alpha, n)
+  partner = ops.permutation(k_perm, batch)
+  n = ops.num_draws(batch, per_sample)
+  lam = ops.draw_beta(k_lam, alpha, n)
   noise = low_frequency_image(k_mask, n, height, width, decay_power)
-  keep = binarise_top(noise, _common.ceil_count(lam, height * width))
-  keep = _common.broadcast_batch(keep, batch)
-  mixed = _common.paste(images, partner, keep)
-  return mixed, _common.MixInfo(partner, _common.kept_fraction(keep), keep)
+  keep = binarise_top(noise, ops.ceil_count(lam, height * width))
+  keep = ops.broadcast_batch(keep, batch)
+  mixed = ops.paste(images, partner, keep)
+  return mixed, ops.MixInfo(partner, ops.kept_fraction(keep), keep)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 
 
 class ManifoldInfo(NamedTuple):
@@ -61,16 +61,16 @@ def manifold_mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   Returns:
     ``(images, ManifoldInfo)``.
   """
-  _common.check_batch(images, labels, images_4d=False)
-  _common.check_alpha(alpha)
+  ops.check_batch(images, labels, images_4d=False)
+  ops.check_alpha(alpha)
   if num_layers < 1:
     raise ValueError(f"num_layers must be >= 1, got {num_layers}")
   batch = images.shape[0]
   k_perm, k_lam, k_layer = jax.random.split(rng, 3)
-  lam = _common.draw_beta(k_lam, alpha, _common.num_draws(batch, per_sample))
+  lam = ops.draw_beta(k_lam, alpha, ops.num_draws(batch, per_sample))
   info = ManifoldInfo(
-      partner=_common.permutation(k_perm, batch),
-      lam=_common.broadcast_batch(lam, batch),
+      partner=ops.permutation(k_perm, batch),
+      lam=ops.broadcast_batch(lam, batch),
       layer=jax.random.randint(k_layer, (), 0, num_layers, dtype=jnp.int32))
   return images, info
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 
 
 def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
@@ -26,14 +26,14 @@ def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     H. Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
     arXiv:1710.09412.
   """
-  _common.check_batch(images, labels)
-  _common.check_alpha(alpha)
+  ops.check_batch(images, labels)
+  ops.check_alpha(alpha)
   batch = images.shape[0]
   k_perm, k_lam = jax.random.split(rng)
-  partner = _common.permutation(k_perm, batch)
-  lam = _common.broadcast_batch(
-      _common.draw_beta(k_lam, alpha, _common.num_draws(batch, per_sample)),
+  partner = ops.permutation(k_perm, batch)
+  lam = ops.broadcast_batch(
+      ops.draw_beta(k_lam, alpha, ops.num_draws(batch, per_sample)),
       batch)
   w = lam[:, None, None, None]
   mixed = w * images + (1.0 - w) * images[partner]
-  return _common.cast_like(mixed, images), _common.MixInfo(partner, lam)
+  return ops.cast_like(mixed, images), ops.MixInfo(partner, lam)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 
 
 def draw_scale(rng: jax.Array, n: int, scope: tuple[float, float],
@@ -16,7 +16,7 @@ def draw_scale(rng: jax.Array, n: int, scope: tuple[float, float],
   uniform = jax.random.uniform(k_unif, (n,), minval=scope[0], maxval=scope[1])
   if not use_alpha:
     return uniform
-  tau = _common.draw_beta(k_beta, alpha, n)
+  tau = ops.draw_beta(k_beta, alpha, n)
   inside = (tau >= scope[0]) & (tau <= scope[1])
   return jnp.where(inside, tau, uniform)
 
@@ -57,23 +57,23 @@ def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     J. Qin et al., "ResizeMix: Mixing Data with Preserved Object Information
     and True Labels", arXiv:2012.11101, 2020.
   """
-  _common.check_batch(images, labels)
+  ops.check_batch(images, labels)
   if use_alpha:
-    _common.check_alpha(alpha)
+    ops.check_alpha(alpha)
   if not 0.0 < scope[0] <= scope[1] <= 1.0:
     raise ValueError(f"scope must satisfy 0 < low <= high <= 1, got {scope}")
   batch, height, width = images.shape[:3]
   k_perm, k_tau, k_box = jax.random.split(rng, 3)
-  partner = _common.permutation(k_perm, batch)
-  n = _common.num_draws(batch, per_sample)
+  partner = ops.permutation(k_perm, batch)
+  n = ops.num_draws(batch, per_sample)
   tau = draw_scale(k_tau, n, scope, alpha, use_alpha)
-  box = _common.random_box(k_box, 1.0 - tau**2, height, width)
-  box = _common.Box(*(_common.broadcast_batch(c, batch) for c in box))
+  box = ops.random_box(k_box, 1.0 - tau**2, height, width)
+  box = ops.Box(*(ops.broadcast_batch(c, batch) for c in box))
   rows = jnp.arange(height)[None, :]
   cols = jnp.arange(width)[None, :]
   src_r = nearest_source_index(rows, box.y1[:, None], box.y2[:, None], height)
   src_c = nearest_source_index(cols, box.x1[:, None], box.x2[:, None], width)
   shrunk = images[partner[:, None, None], src_r[:, :, None], src_c[:, None, :]]
-  keep = 1.0 - _common.box_mask(box, height, width)
+  keep = 1.0 - ops.box_mask(box, height, width)
   mixed = jnp.where(keep[..., None] > 0, images, shrunk)
-  return mixed, _common.MixInfo(partner, _common.kept_fraction(keep), keep)
+  return mixed, ops.MixInfo(partner, ops.kept_fraction(keep), keep)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from remix_jax.mixers import _common
+from remix_jax.mixers import ops
 from remix_jax.mixers.cutmix import cut_and_paste
 
 
@@ -95,14 +95,14 @@ def saliencymix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     A. F. M. S. Uddin et al., "SaliencyMix: A Saliency Guided Data Augmentation
     Strategy for Better Regularization", ICLR 2021. arXiv:2006.01791.
   """
-  _common.check_batch(images, labels)
-  _common.check_alpha(alpha)
+  ops.check_batch(images, labels)
+  ops.check_alpha(alpha)
   batch, height, width = images.shape[:3]
   k_perm, k_lam = jax.random.split(rng)
-  partner = _common.permutation(k_perm, batch)
-  n = _common.num_draws(batch, per_sample)
-  lam = _common.draw_beta(k_lam, alpha, n)
+  partner = ops.permutation(k_perm, batch)
+  n = ops.num_draws(batch, per_sample)
+  lam = ops.draw_beta(k_lam, alpha, n)
   sources = images[partner[:n]]
   cy, cx = saliency_peak(sources)
-  box = _common.centred_box(cy, cx, lam, height, width)
+  box = ops.centred_box(cy, cx, lam, height, width)
   return cut_and_paste(images, partner, box)

@@ -7,15 +7,14 @@ contraction over the batch and every output position,
 
 which XLA expresses as one convolution whose "kernel" is the whole output
 gradient ``g``, after transposing ``x`` and ``g`` to batch-minor layouts.
-XLA:CPU runs that far below the speed of the forward convolution (2–6×
-slower for ResNet-32's layers at batch 128, depending on the kernel library;
-BENCHMARKS.md). Summing the same contraction over ``K`` batch chunks,
+XLA:CPU runs that far below the speed of the forward convolution
+(BENCHMARKS.md). Summing the same contraction over ``K`` batch chunks,
 
     ∂L/∂w = Σ_k ∂L/∂w |_{n ∈ chunk k},
 
 computes the same gradient (up to float reassociation of the sum) with
-``K`` small kernel-gradient convolutions whose transposes fit in cache; on
-32×32 images XLA:CPU runs them 2–4× faster in total. The forward pass and
+``K`` small kernel-gradient convolutions whose transposes fit in cache,
+which XLA:CPU runs faster in total. The forward pass and
 the input gradient are XLA's own.
 
 :func:`make_conv_fn` returns a drop-in replacement for

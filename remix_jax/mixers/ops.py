@@ -1,4 +1,5 @@
-"""Shared pieces of the input mixers: mixing info, pairing, λ draws, boxes.
+"""Building blocks of the input mixers (public, for writing a new mixer):
+mixing info, pairing, λ draws, boxes.
 
 Every mixer in :mod:`remix_jax.mixers` is a pure function of an rng key and a
 batch. It pairs sample ``i`` with ``partner[i]`` (a random permutation of the

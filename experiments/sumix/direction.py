@@ -1,8 +1,8 @@
 """Which image SUMix's recomputed ratio λ̃ sides with, measured in training.
 
-    python benchmarks/sumix_direction.py [--method cutmix_sumix] [--steps 288]
+    python experiments/sumix/direction.py [--method cutmix_sumix] [--steps 288]
         [--scale 0] [--data_dir ../shared/tfds]
-    python benchmarks/sumix_direction.py --method cutmix_sumix_follow
+    python experiments/sumix/direction.py --method cutmix_sumix_follow
 
 Trains ``--method`` (a SUMix method) from scratch with the ``cpu30`` recipe
 on cifar10_jpeg (exponential ρ = 100, LDAM split) for ``--steps`` steps with
@@ -24,7 +24,7 @@ import os
 import pathlib
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -37,7 +37,7 @@ from remix_jax import parallel  # noqa: E402
 from remix_jax import steps  # noqa: E402
 from remix_jax import train  # noqa: E402
 
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
 KEYS = ("mix_ratio", "sumix_ratio", "label_weight", "sumix_label_flip",
         "loss")
 BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -153,8 +153,8 @@ def main():
   parser.add_argument("--data_dir", default=os.environ.get(
       "TFDS_DATA_DIR", str(DEFAULT_DIR)))
   args = parser.parse_args()
-  config = cifar_lt.get_config(
-      f"dataset=cifar10_jpeg,protocol=cpu30,method={args.method}")
+  config = cifar_lt.build(dataset="cifar10_jpeg", protocol="cpu30",
+                          method=args.method)
   if not config.sumix.enabled:
     raise SystemExit(f"--method {args.method} does not use SUMix; choose one "
                      "of the *_sumix methods or sumix_remix")

@@ -1,7 +1,7 @@
 """Balanced CIFAR-10: CutMix vs CutMix+SUMix (official) vs CutMix+SUMix
 (follow), one short schedule shared by all rows.
 
-    python benchmarks/sumix_balanced.py --data_dir ../shared/tfds \\
+    python experiments/sumix/balanced.py --data_dir ../shared/tfds \\
         [--epochs 15] [--workdir runs/sumix_balanced] \\
         [--out results/sumix_balanced] [--temperature 0.5]
 
@@ -14,7 +14,7 @@ resumes from its last epoch checkpoint; a finished one is only
 re-evaluated). Every step's metrics are logged (``log_every_steps = 1``) and
 the SUMix diagnostics are read back from the TensorBoard events: the mean
 λ̃, label weight and label-flip rate per bin of the batch λ (the binning of
-``benchmarks/sumix_direction.py``), the overall flip rate, the flip rate in
+``experiments/sumix/direction.py``), the overall flip rate, the flip rate in
 the last quarter of training and the correlation of λ with the batch-mean
 λ̃. Writes ``OUT.md`` and ``OUT.json`` (top-1, top-5, per-class accuracy,
 wall time and the diagnostics per row).
@@ -32,16 +32,14 @@ import pathlib
 import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(_HERE))
-sys.path.insert(0, _HERE)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
-import sumix_direction  # noqa: E402
+from experiments.sumix import direction as sumix_direction  # noqa: E402
 
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
 #: (row label, method) in table order.
 ROWS = (("CutMix", "cutmix"),
         ("CutMix+SUMix (official)", "cutmix_sumix"),
@@ -52,7 +50,7 @@ SERIES_KEYS = ("mix_ratio", "sumix_ratio", "label_weight", "sumix_label_flip")
 def config_for(method: str, *, epochs: int, data_dir, dataset="cifar10_jpeg",
                model="resnet32", batch_size=128, temperature=0.5):
   """The shared balanced recipe for ``method``."""
-  c = cifar_lt.get_config(f"dataset={dataset},rho=1,method={method}")
+  c = cifar_lt.build(dataset=dataset, rho=1, method=method)
   c.data.data_dir = data_dir
   c.model = model
   c.batch_size = batch_size

@@ -1,7 +1,7 @@
 """Short-schedule comparison: CutMix vs CutMix+SUMix vs SUMix×Remix on
 CIFAR-10-LT (cifar10_jpeg, exponential ρ = 100, LDAM split).
 
-    python benchmarks/sumix_compare.py [--epochs 3] [--data_dir ../shared/tfds]
+    python experiments/sumix/compare.py [--epochs 3] [--data_dir ../shared/tfds]
         [--workdir runs/sumix_compare]
 
 Each method trains ResNet-32 with the ``cpu30`` recipe shortened to
@@ -18,18 +18,18 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from configs import cifar_lt  # noqa: E402
 from remix_jax import train  # noqa: E402
 
 METHODS = ("cutmix", "cutmix_sumix", "sumix_remix")
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "tfds"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
 
 
 def config_for(method: str, epochs: int, data_dir: str):
-  c = cifar_lt.get_config(
-      f"dataset=cifar10_jpeg,rho=100,profile=exp,protocol=cpu30,method={method}")
+  c = cifar_lt.build(dataset="cifar10_jpeg", rho=100, profile="exp",
+                     protocol="cpu30", method=method)
   c.data.data_dir = data_dir
   c.num_epochs = epochs
   c.schedule = "cosine"

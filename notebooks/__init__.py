@@ -1,0 +1,1 @@
+"""The quickstart notebook and its generator (``make_quickstart``)."""
