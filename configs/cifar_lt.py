@@ -12,36 +12,21 @@ Arguments after ``:`` (comma-separated ``key=value``):
   seed      split seed (0 = LDAM's split)
 """
 
+from configs import args
 from configs import default
 from remix_jax import methods
 
 PROTOCOLS = ("paper", "cpu30", "remix300")
 
 
-def parse_arg(arg):
-  """``'a=1,b=x'`` → ``{'a': '1', 'b': 'x'}``; one-line error on bad syntax."""
-  out = {}
-  for item in filter(None, (arg or "").split(",")):
-    if "=" not in item:
-      raise ValueError(f"config argument {item!r} must be key=value")
-    key, value = item.split("=", 1)
-    out[key.strip()] = value.strip()
-  return out
-
-
 def get_config(arg=None):
   """The preset of the ``key=value,...`` argument string (module docstring)."""
-  args = parse_arg(arg)
-  known = {"dataset", "rho", "profile", "method", "protocol", "seed"}
-  unknown = set(args) - known
-  if unknown:
-    raise ValueError(f"unknown cifar_lt argument(s) {sorted(unknown)}; "
-                     f"choose from {sorted(known)}")
-  typed = {"rho": float, "seed": int}
-  return build(**{k: typed.get(k, str)(v) for k, v in args.items()})
+  return build(**args.parse_arg(
+      arg, preset="cifar_lt", dataset="cifar10_jpeg", rho=100.0,
+      profile="exp", method="erm", protocol="paper", seed=0))
 
 
-def build(dataset: str = "cifar10_jpeg", rho: float = 100,
+def build(dataset: str = "cifar10_jpeg", rho: float = 100.0,
           profile: str = "exp", method: str = "erm", protocol: str = "paper",
           seed: int = 0):
   """The preset for one long-tailed benchmark cell, from keyword arguments

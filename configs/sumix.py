@@ -20,7 +20,7 @@ Tiny-ImageNet lr 0.2, γ 1.0; ImageNet 4×64 = 256, lr 0.1, wd 1e-4, Mixup α 1,
 ``is_norm=False``. SUMix's scale s is the per-device batch size.
 """
 
-from configs import cifar_lt
+from configs import args
 from configs import default
 from remix_jax import methods
 
@@ -41,31 +41,24 @@ _RECIPES = {
 
 
 def get_config(arg=None):
-  args = cifar_lt.parse_arg(arg)
-  known = {"dataset", "mixer", "sumix", "seed"}
-  unknown = set(args) - known
-  if unknown:
-    raise ValueError(f"unknown sumix argument(s) {sorted(unknown)}; choose "
-                     f"from {sorted(known)}")
-  dataset = args.get("dataset", "cifar100")
+  parsed = args.parse_arg(arg, preset="sumix", dataset="cifar100", mixer="",
+                          sumix=True, seed=0)
+  dataset = parsed["dataset"]
   if dataset not in _RECIPES:
     raise ValueError(f"unknown dataset {dataset!r}; choose one of "
                      f"{', '.join(_RECIPES)}")
   recipe = _RECIPES[dataset]
-  mixer = args.get("mixer", recipe["mixer"])
+  mixer = parsed["mixer"] or recipe["mixer"]
   if mixer not in _ALPHA:
     raise ValueError(f"unknown mixer {mixer!r}; choose one of "
                      f"{', '.join(_ALPHA)}")
-  use_sumix = args.get("sumix", "true").lower()
-  if use_sumix not in ("true", "false"):
-    raise ValueError(f"sumix={use_sumix!r} must be true or false")
 
   c = default.get_config()
-  c.seed = int(args.get("seed", 0))
+  c.seed = parsed["seed"]
   c.data.name = dataset
   c.data.rho = 1.0  # balanced: every training image
   methods.apply_method(
-      c, f"{mixer}_sumix" if use_sumix == "true" else mixer)
+      c, f"{mixer}_sumix" if parsed["sumix"] else mixer)
   c.model = recipe["model"]
   c.mix_alpha = _ALPHA[mixer]
   c.sumix.gamma = recipe["gamma"]
