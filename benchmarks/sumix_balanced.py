@@ -36,6 +36,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(_HERE))
 sys.path.insert(0, _HERE)
 
+from remix_jax import cpu_flags  # noqa: E402
+
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
