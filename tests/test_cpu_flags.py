@@ -1,6 +1,7 @@
 """The project's XLA:CPU flags: added once, user settings win, XLA obeys;
 importing the library sets nothing, the trainer sets them in time."""
 
+import json
 import logging
 import os
 import subprocess
@@ -99,7 +100,6 @@ print(json.dumps({
 
 
 def test_importing_the_library_and_configs_changes_no_process_state():
-  import json  # pylint: disable=g-import-not-at-top
   out = json.loads(_run(_IMPORTS).stdout.splitlines()[-1])
   assert out == {"env": [], "options": [], "started": False}
 
@@ -130,6 +130,34 @@ def test_the_trainer_sets_the_flags_before_jax_starts(entry, tmp_path):
   started, flags = out.splitlines()[-1].split(" ", 1)
   assert started == "False"
   assert flags == FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+
+
+#: The benchmarks that run JAX; each sets the flags first, as main.py does.
+BENCHMARKS = ("conv_layers", "mixers", "profile_step", "reproduce",
+              "sumix_balanced", "sumix_compare", "sumix_direction",
+              "train_step")
+
+_BENCHMARK_IMPORTS = """
+import importlib, json, os, sys
+sys.path.insert(0, "benchmarks")
+set_by = {}
+for name in sys.argv[1:]:
+  os.environ.pop("XLA_FLAGS", None)
+  sys.modules.pop(name, None)  # run its body even if another imported it
+  importlib.import_module(name)
+  set_by[name] = os.environ.get("XLA_FLAGS", "")
+from remix_jax import cpu_flags
+print(json.dumps([cpu_flags.jax_backends_initialized(), set_by]))
+"""
+
+
+def test_the_benchmarks_set_the_flags_before_jax_starts():
+  started, set_by = json.loads(
+      _run(_BENCHMARK_IMPORTS, *BENCHMARKS).stdout.splitlines()[-1])
+  assert not started
+  flag = FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+  assert {name: flag in flags for name, flags in set_by.items()} == {
+      name: True for name in BENCHMARKS}
 
 
 _PROBE = """
