@@ -11,8 +11,9 @@ config that differs from the one that trained the workdir is refused unless
 the changed fields are named in --allow_changes. --config.method=NAME applies
 that method's preset (other --config.FIELD overrides still apply on top).
 User errors (config, data, workdir, lock, checkpoints, NaN) are one line on
-stderr and exit 1; --verbose shows the traceback. This file only parses
-flags; everything happens in remix_jax.train.
+stderr and exit 1; --verbose shows the traceback. This file sets the
+project's XLA:CPU flags (remix_jax.cpu_flags) and parses flags; everything
+else happens in remix_jax.train.
 """
 
 import os
@@ -37,6 +38,12 @@ signal.signal(signal.SIGTERM, _EarlySigterm())  # before anything slow
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from remix_jax import cpu_flags  # noqa: E402
+
+# XLA reads XLA_FLAGS when JAX initializes its backends, so before anything
+# below (the config files, TensorFlow) could start JAX.
+cpu_flags.set_cpu_flags()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -10,10 +10,14 @@ import argparse
 import statistics
 import time
 
-import jax
-import jax.numpy as jnp
+from remix_jax import cpu_flags
 
-from remix_jax import mixers
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from remix_jax import mixers  # noqa: E402
 
 
 def time_call(fn, *args, iters: int) -> float:

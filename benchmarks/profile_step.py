@@ -26,6 +26,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_enable_xprof_traceme=true").strip()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from remix_jax import cpu_flags  # noqa: E402
+
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -60,7 +60,8 @@ sys.path.insert(0, REPO)  # remix_jax and configs/ without restarting the kernel
 os.chdir(REPO)"""
 
 IMPORTS = """\
-import remix_jax  # first: sets the XLA:CPU flags before JAX compiles anything
+from remix_jax import cpu_flags
+cpu_flags.set_cpu_flags()  # first: the trainer's XLA:CPU kernels, set before JAX computes anything
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt

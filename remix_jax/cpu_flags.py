@@ -1,23 +1,33 @@
-"""XLA:CPU flags that the project sets for its CPU runs.
+"""XLA:CPU flags that the project's trainer sets for its CPU runs.
 
 By default XLA:CPU hands convolutions to YNNPACK. For ResNet-sized layers
-XLA's own (Eigen) convolutions are faster on CPU — up to 1.8× on 8×8 and
-16×16 images, the same on 32×32 — and compile much faster (the ResNet-32
-train step compiles in 4 s instead of 14 s), so the project keeps YNNPACK
-for reductions, dots and elementwise fusions only. Measured in
-BENCHMARKS.md (attempt 13): +32 % eval and +5 % train images/s.
+XLA's own (Eigen) convolutions are faster on CPU and compile faster, so the
+project keeps YNNPACK for reductions, dots and elementwise fusions only
+(BENCHMARKS.md, attempt 13). The flags only change which kernels XLA:CPU
+uses (the same math up to float reassociation) and have no effect on
+GPU/TPU.
 
-The flags only change which kernels XLA:CPU uses (the same math up to float
-reassociation) and have no effect on GPU/TPU. XLA reads ``XLA_FLAGS`` once,
-at the first compilation of a process, so ``import remix_jax`` calls
-:func:`set_cpu_flags` (import the package before running JAX code). A flag
-already named in ``XLA_FLAGS`` is left as the user set it;
+Importing ``remix_jax`` (or any of its modules) leaves the environment
+alone. XLA reads ``XLA_FLAGS`` once, when JAX initializes its backends at
+the first JAX computation of a process, so the flags are set by the
+programs that want them, before that: ``main.py`` and the benchmarks call
+:func:`set_cpu_flags` first, and :func:`remix_jax.train.train_and_evaluate`
+calls it again (a no-op when the flags are already set; a warning when JAX
+has already started). A program of your own that wants the same kernels
+calls it before its first JAX computation (importing JAX first is fine)::
+
+    from remix_jax import cpu_flags
+    cpu_flags.set_cpu_flags()
+
+A flag already named in ``XLA_FLAGS`` is left as the user set it;
 ``REMIX_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults altogether.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import MutableMapping, Optional
 
 #: Fusion kinds XLA:CPU may still run through YNNPACK (convolutions are not
@@ -34,24 +44,56 @@ CPU_FLAGS = {
 }
 
 
+def jax_backends_initialized() -> bool:
+  """Whether JAX has initialized its backends in this process.
+
+  XLA has then read ``XLA_FLAGS``, and changing them no longer changes this
+  process. JAX has no public API for the question (jax-ml/jax#23320), so
+  this asks ``jax._src.xla_bridge.backends_are_initialized``, which JAX
+  itself uses; should a JAX release move it, the answer is ``False``.
+
+  Returns:
+    ``True`` when JAX's backends exist; ``False`` when they do not, when JAX
+    is not imported, or when the check is unavailable.
+  """
+  if "jax" not in sys.modules:
+    return False  # nothing can have started JAX
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    return bool(xla_bridge.backends_are_initialized())
+  except (ImportError, AttributeError):
+    return False
+
+
 def set_cpu_flags(
     environ: Optional[MutableMapping[str, str]] = None) -> list[str]:
   """Appends :data:`CPU_FLAGS` to ``XLA_FLAGS``, skipping any already named.
 
-  Nothing is added when ``environ[OPT_OUT] == "1"``.
+  Nothing is added when ``environ[OPT_OUT] == "1"``. When ``environ`` is
+  this process's environment and JAX's backends are already initialized,
+  the flags could no longer take effect: the environment is left as it is
+  and one warning is logged instead.
 
   Args:
     environ: the environment to change (``os.environ`` by default).
 
   Returns:
-    The ``--name=value`` flags that were added (empty when all were set).
+    The ``--name=value`` flags that were added (empty when all were set,
+    when opted out, or when it was too late).
   """
+  own_process = environ is None or environ is os.environ
   environ = os.environ if environ is None else environ
   if environ.get(OPT_OUT) == "1":
     return []
   current = environ.get("XLA_FLAGS", "")
   added = [f"--{name}={value}" for name, value in CPU_FLAGS.items()
            if f"--{name}=" not in current]
+  if added and own_process and jax_backends_initialized():
+    logging.warning(
+        "remix_jax XLA:CPU flags not set: JAX has already initialized its "
+        "backends; call remix_jax.cpu_flags.set_cpu_flags() before the first "
+        "JAX computation (or set %s=1 to silence this)", OPT_OUT)
+    return []
   if added:
     environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
   return added

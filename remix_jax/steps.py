@@ -18,7 +18,6 @@ BatchNorm statistics are averaged with ``lax.pmean``. Metrics stay on device.
 
 from __future__ import annotations
 
-import collections
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -33,9 +32,6 @@ from remix_jax import mixers
 from remix_jax import remix
 from remix_jax import sumix
 from remix_jax.parallel import AXIS
-
-#: How often each step function was traced (a retrace is a recompile).
-TRACE_COUNTS: collections.Counter = collections.Counter()
 
 
 class TrainState(NamedTuple):
@@ -157,7 +153,6 @@ def make_train_step(config, graphdef, tx, learning_rate_fn, mesh, *,
   sumix_ratio = make_sumix_ratio_fn(config) if use_sumix else None
 
   def local_step(state: TrainState, images, labels):
-    TRACE_COUNTS["train_step"] += 1
     key = jax.random.wrap_key_data(state.rng)
     key = jax.random.fold_in(jax.random.fold_in(key, state.step),
                              jax.lax.axis_index(AXIS))
@@ -231,7 +226,6 @@ def make_eval_step(graphdef_eval, mesh, num_classes: int):
   k = min(5, num_classes)
 
   def local_eval(state: TrainState, images, labels, mask):
-    TRACE_COUNTS["eval_step"] += 1
     model = nnx.merge(graphdef_eval, state.params, state.batch_stats)
     logits = model(images).logits
     onehot = jax.nn.one_hot(labels, num_classes) * mask[:, None]

@@ -23,6 +23,7 @@ from flax import nnx
 
 from remix_jax import checkpointing
 from remix_jax import config_lib
+from remix_jax import cpu_flags
 from remix_jax import data
 from remix_jax import metrics as metrics_lib
 from remix_jax import models
@@ -293,6 +294,11 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   compares the config with the one that trained the workdir
   (:mod:`remix_jax.run_record`).
 
+  It first sets the project's XLA:CPU flags
+  (:func:`remix_jax.cpu_flags.set_cpu_flags`: nothing to do when they are
+  already set, a warning when JAX computed something before and they can no
+  longer take effect).
+
   Args:
     config: an ``ml_collections.ConfigDict`` like ``configs/default.py``.
     workdir: directory for checkpoints, TensorBoard events and results.
@@ -317,6 +323,7 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
       is saved).
     checkpointing.CheckpointError: a checkpoint could not be written.
   """
+  cpu_flags.set_cpu_flags()
   config_lib.validate_config(config)
   if stop_at_epoch is not None and not 0 < stop_at_epoch <= config.num_epochs:
     raise ValueError(f"stop_at_epoch={stop_at_epoch} must be in 1.."

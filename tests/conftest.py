@@ -1,4 +1,5 @@
-"""Test setup: 4 simulated CPU devices (set before jax is imported) and paths."""
+"""Test setup: 4 simulated CPU devices and the project's XLA:CPU flags (set
+before JAX starts), and paths."""
 
 import os
 
@@ -8,7 +9,13 @@ if "xla_force_host_platform_device_count" not in _flags:
       _flags + " --xla_force_host_platform_device_count=4").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+# The tests run the kernels the trainer runs; importing remix_jax sets no
+# flags, so they are set here, before any test starts JAX.
+from remix_jax import cpu_flags  # noqa: E402  pylint: disable=g-import-not-at-top
+
+cpu_flags.set_cpu_flags()
+
+import pytest  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from tests.helpers import SHARED_TFDS  # noqa: E402
 

@@ -1,15 +1,35 @@
-"""The project's XLA:CPU flags: added once, user settings win, XLA obeys."""
+"""The project's XLA:CPU flags: added once, user settings win, XLA obeys;
+importing the library sets nothing, the trainer sets them in time."""
 
+import json
+import logging
 import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from remix_jax import cpu_flags
 from tests.helpers import REPO
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+
+
+def _clean_env(**extra) -> dict:
+  """This process's environment without XLA_FLAGS and the opt-out."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", cpu_flags.OPT_OUT)}
+  env.update(extra)
+  return env
+
+
+def _run(code: str, *args: str, env=None) -> subprocess.CompletedProcess:
+  """Runs ``code`` in a fresh interpreter at the repository root."""
+  return subprocess.run(
+      [sys.executable, "-c", code, *args], env=_clean_env() if env is None
+      else env, cwd=REPO, capture_output=True, text=True, timeout=300,
+      check=True)
 
 
 def test_flags_are_appended_once_and_keep_the_users_flags():
@@ -34,12 +54,121 @@ def test_a_user_value_or_the_opt_out_wins():
   assert "XLA_FLAGS" not in env
 
 
+def test_too_late_warns_once_and_leaves_the_environment(monkeypatch, caplog):
+  jax.devices()  # JAX has started: XLA has read its flags
+  assert cpu_flags.jax_backends_initialized()
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  monkeypatch.delenv(cpu_flags.OPT_OUT, raising=False)
+  with caplog.at_level(logging.WARNING):
+    assert cpu_flags.set_cpu_flags() == []
+  assert "XLA_FLAGS" not in os.environ
+  warnings = [r.getMessage() for r in caplog.records]
+  assert len(warnings) == 1 and "\n" not in warnings[0]
+  assert "before the first JAX computation" in warnings[0]
+  # Nothing to warn about when the flags are set already or opted out of.
+  caplog.clear()
+  monkeypatch.setenv("XLA_FLAGS", FLAG + "LIBRARY_FUSION_TYPE_DOT")
+  assert cpu_flags.set_cpu_flags() == []
+  monkeypatch.setenv(cpu_flags.OPT_OUT, "1")
+  assert cpu_flags.set_cpu_flags() == []
+  assert not caplog.records
+  # Another mapping than this process's environment is changed regardless.
+  env = {}
+  assert cpu_flags.set_cpu_flags(env) and FLAG in env["XLA_FLAGS"]
+
+
+_IMPORTS = """
+import json, os
+import jax
+env, options = dict(os.environ), dict(jax.config.values)
+import remix_jax
+import remix_jax.data
+import remix_jax.mixers
+import remix_jax.models
+import remix_jax.train
+from configs import cifar_lt, default, quickstart, sumix
+for module in (default, cifar_lt, quickstart, sumix):
+  module.get_config()
+print(json.dumps({
+    "env": sorted(k for k in {*env, *os.environ}
+                  if env.get(k) != os.environ.get(k)),
+    "options": sorted(k for k, v in jax.config.values.items()
+                      if options.get(k, v) != v),
+    "started": remix_jax.cpu_flags.jax_backends_initialized(),
+}))
+"""
+
+
+def test_importing_the_library_and_configs_changes_no_process_state():
+  out = json.loads(_run(_IMPORTS).stdout.splitlines()[-1])
+  assert out == {"env": [], "options": [], "started": False}
+
+
+_ENTRY_POINTS = """
+import os, sys
+entry, workdir = sys.argv[1:]
+if entry == "main":
+  sys.argv = ["main.py"]
+  import main  # noqa: F401  (its module level: the flags, then absl flags)
+else:
+  from configs import quickstart
+  from remix_jax import train
+  config = quickstart.get_config()
+  config.mixer = "mixupp"  # refused right after the flags are set
+  try:
+    train.train_and_evaluate(config, workdir)
+  except ValueError:
+    pass
+from remix_jax import cpu_flags
+print(cpu_flags.jax_backends_initialized(), os.environ.get("XLA_FLAGS", ""))
+"""
+
+
+@pytest.mark.parametrize("entry", ["main", "train_and_evaluate"])
+def test_the_trainer_sets_the_flags_before_jax_starts(entry, tmp_path):
+  out = _run(_ENTRY_POINTS, entry, str(tmp_path)).stdout
+  started, flags = out.splitlines()[-1].split(" ", 1)
+  assert started == "False"
+  assert flags == FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+
+
+#: The benchmarks that run JAX; each sets the flags first, as main.py does.
+BENCHMARKS = ("conv_layers", "mixers", "profile_step", "reproduce",
+              "sumix_balanced", "sumix_compare", "sumix_direction",
+              "train_step")
+
+_BENCHMARK_IMPORTS = """
+import importlib, json, os, sys
+sys.path.insert(0, "benchmarks")
+set_by = {}
+for name in sys.argv[1:]:
+  os.environ.pop("XLA_FLAGS", None)
+  sys.modules.pop(name, None)  # run its body even if another imported it
+  importlib.import_module(name)
+  set_by[name] = os.environ.get("XLA_FLAGS", "")
+from remix_jax import cpu_flags
+print(json.dumps([cpu_flags.jax_backends_initialized(), set_by]))
+"""
+
+
+def test_the_benchmarks_set_the_flags_before_jax_starts():
+  started, set_by = json.loads(
+      _run(_BENCHMARK_IMPORTS, *BENCHMARKS).stdout.splitlines()[-1])
+  assert not started
+  flag = FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+  assert {name: flag in flags for name, flags in set_by.items()} == {
+      name: True for name in BENCHMARKS}
+
+
 _PROBE = """
 import sys
-if sys.argv[1] == "import":
-  import remix_jax  # noqa: F401
 import jax, jax.numpy as jnp
 from jax import lax
+import remix_jax  # sets nothing
+if sys.argv[1] == "late":
+  jnp.zeros(1).block_until_ready()  # JAX starts before the flags are set
+if sys.argv[1] in ("set", "late"):
+  remix_jax.cpu_flags.set_cpu_flags()
 conv = lambda x, w: lax.conv_general_dilated(
     x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 hlo = jax.jit(conv).lower(jnp.ones((8, 8, 8, 64)),
@@ -48,23 +177,20 @@ print("ynn" if "ynn_fusion" in hlo else "xla")
 """
 
 
-def _conv_backend(*, import_package: bool, opt_out: bool = False) -> str:
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("XLA_FLAGS", cpu_flags.OPT_OUT)}
-  if opt_out:
-    env[cpu_flags.OPT_OUT] = "1"
-  out = subprocess.run(
-      [sys.executable, "-c", _PROBE, "import" if import_package else "plain"],
-      env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
-      check=True)
-  return out.stdout.split()[-1]
+def _conv_backend(mode: str, *, opt_out: bool = False) -> tuple[str, str]:
+  env = _clean_env(**({cpu_flags.OPT_OUT: "1"} if opt_out else {}))
+  out = _run(_PROBE, mode, env=env)
+  return out.stdout.split()[-1], out.stderr
 
 
-def test_importing_the_package_keeps_convolutions_out_of_ynnpack():
+def test_set_cpu_flags_keeps_convolutions_out_of_ynnpack():
   """What the flag is for; fails if a jax upgrade ignores or renames it."""
-  default = _conv_backend(import_package=False)
-  assert _conv_backend(import_package=True) == "xla"
-  assert _conv_backend(import_package=True, opt_out=True) == default
+  default, _ = _conv_backend("plain")  # importing the library alone
+  assert _conv_backend("set")[0] == "xla"  # after `import jax` is in time
+  assert _conv_backend("set", opt_out=True)[0] == default
+  late, stderr = _conv_backend("late")
+  assert late == default
+  assert "before the first JAX computation" in stderr
   if default != "ynn":
     pytest.skip("XLA:CPU does not use YNNPACK for convolutions on this CPU, "
                 "so the flag changes nothing here")

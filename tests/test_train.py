@@ -23,6 +23,7 @@ from remix_jax import parallel
 from remix_jax import schedules
 from remix_jax import steps
 from remix_jax import train
+from tests import jax_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -190,11 +191,11 @@ def test_ldam_schedule_and_cpu30_schedule():
 def test_bad_config_fails_before_compiling(tmp_path, field, value, match):
   config = tiny_config(num_devices=4)
   setattr(config, field, value)
-  before = sum(steps.TRACE_COUNTS.values())
-  with pytest.raises(ValueError, match=match) as err:
-    train.train_and_evaluate(config, str(tmp_path))
+  with jax_events.count_traces_and_compiles() as events:
+    with pytest.raises(ValueError, match=match) as err:
+      train.train_and_evaluate(config, str(tmp_path))
   assert "\n" not in str(err.value)
-  assert sum(steps.TRACE_COUNTS.values()) == before
+  assert not events.traces and not events.compiles  # nothing was built
   assert not os.path.exists(tmp_path / "checkpoints")
 
 
@@ -207,12 +208,26 @@ def test_bad_method_and_protocol():
     cifar_lt.get_config("rhoo=10")
 
 
+def test_the_trace_counter_sees_every_retrace_and_recompile():
+  def twice(x):
+    return 2 * x
+  f = jax.jit(twice)
+  with jax_events.count_traces_and_compiles() as events:
+    f(jnp.ones(2))
+    f(jnp.ones(2))
+    f(jnp.ones(3))  # a new shape: traced and compiled again
+  assert events.traces["twice"] == 2 and events.compiles["twice"] == 2
+  f(jnp.ones(4))  # after the block: not counted
+  assert events.traces["twice"] == 2
+
+
 def test_train_and_evaluate_end_to_end_without_recompiles(tmp_path):
-  steps.TRACE_COUNTS.clear()
-  result = train.train_and_evaluate(tiny_config(num_epochs=3),
-                                    str(tmp_path))
-  assert steps.TRACE_COUNTS["train_step"] == 1
-  assert steps.TRACE_COUNTS["eval_step"] == 1
+  with jax_events.count_traces_and_compiles() as events:
+    result = train.train_and_evaluate(tiny_config(num_epochs=3),
+                                      str(tmp_path))
+  for name in (jax_events.TRAIN_STEP, jax_events.EVAL_STEP):
+    assert events.traces[name] == 1, events.traces
+    assert events.compiles[name] == 1, events.compiles
   for key in ("top1", "top5", "many", "medium", "few", "per_class"):
     assert key in result
   assert len(result["per_class"]) == 10 and 0 <= result["top1"] <= 100

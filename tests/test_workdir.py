@@ -13,9 +13,9 @@ from configs import quickstart
 from remix_jax import config_lib
 from remix_jax import methods
 from remix_jax import run_record
-from remix_jax import steps
 from remix_jax import train
 from remix_jax import workdir as workdir_lib
+from tests import jax_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(REPO, "main.py")
@@ -33,15 +33,15 @@ def tiny_config(**overrides):
 
 def test_changed_config_is_refused_before_anything_is_built(tmp_path):
   train.train_and_evaluate(tiny_config(), str(tmp_path))
-  steps.TRACE_COUNTS.clear()
-  with pytest.raises(run_record.ConfigChangedError) as err:
-    train.train_and_evaluate(tiny_config(batch_size=64, seed=5),
-                             str(tmp_path))
+  with jax_events.count_traces_and_compiles() as events:
+    with pytest.raises(run_record.ConfigChangedError) as err:
+      train.train_and_evaluate(tiny_config(batch_size=64, seed=5),
+                               str(tmp_path))
   message = str(err.value)
   assert "\n" not in message
   assert "batch_size 32 -> 64" in message and "seed 0 -> 5" in message
   assert "--allow_changes=batch_size,seed" in message
-  assert not steps.TRACE_COUNTS
+  assert not events.traces and not events.compiles  # nothing was built
   # Free fields change freely; an allowed change continues the run.
   result = train.train_and_evaluate(
       tiny_config(num_epochs=2, log_every_steps=3, eval_batch_size=32),

@@ -32,6 +32,10 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from remix_jax import cpu_flags  # noqa: E402
+
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
 from configs import cifar_lt  # noqa: E402
 from experiments.remix_paper import report  # noqa: E402
 from experiments.remix_paper import runner  # noqa: E402

@@ -34,6 +34,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
+from remix_jax import cpu_flags  # noqa: E402
+
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402

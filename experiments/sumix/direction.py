@@ -26,6 +26,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
+from remix_jax import cpu_flags  # noqa: E402
+
+cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
