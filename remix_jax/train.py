@@ -377,8 +377,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
   resumed_step = step
   recorded = [False]
 
-  def save(at: int, state, wait: bool = False):
-    ckpt.save(at, state, wait=wait)
+  def save(at: int, state):
+    ckpt.save(at, state)
     if primary and not recorded[0]:
       # Written once a checkpoint exists, so that a run which saved nothing
       # leaves no record to match.
@@ -416,7 +416,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           writer.write_scalars(step, summary)
         if interrupt.requested:
           _flush_metrics(pending, first)
-          save(step, state, wait=True)
+          save(step, state)
           progress.write(f"interrupted: checkpoint {step} saved in "
                          f"{ckpt.directory}")
           return {"interrupted": True, "step": step}
@@ -440,9 +440,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
         progress.restart_clock()
     if result is None:  # resumed a finished run
       result = evaluate(eval_step, state, eval_data, mesh, class_counts)
-    ckpt.wait()
   except FloatingPointError as err:
-    ckpt.wait()
     raise FloatingPointError(_stop_message(str(err), ckpt.all_steps())
                              ) from None
   finally:
