@@ -8,7 +8,9 @@ step, because the input pipeline is deterministic per (seed, epoch, step).
 Guarantees:
 
 * **atomic**: orbax writes each step into a temporary directory and renames
-  it when complete;
+  it when complete; a save that fails (a full disk) raises
+  :class:`CheckpointError` at its own step, in one line, and removes its
+  temporary directory, so the previous checkpoints are all that is left;
 * **verified**: every save records each array's shape, dtype and sha256 in the
   step's orbax metadata (``custom_metadata``, written within the same atomic
   step); a restore recomputes them. A checkpoint that fails to restore or to
@@ -26,7 +28,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
+import sys
 
 import jax
 import numpy as np
@@ -38,6 +42,8 @@ from remix_jax import guards
 ARRAYS_KEY = "remix_jax_arrays"
 #: Where checkpoints that fail verification are moved.
 CORRUPT_DIR = "corrupt"
+#: The suffix of the temporary directory orbax writes a step into.
+TMP_SUFFIX = ".orbax-checkpoint-tmp"
 
 
 class CheckpointError(RuntimeError):
@@ -83,28 +89,115 @@ def _first_line(err: BaseException) -> str:
   return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-class _DropLibraryRecords(logging.Filter):
-  """Drops orbax's and TensorStore's log records (their tracebacks around a
-  failed restore or write); the Checkpointer reports one line instead."""
+# TensorStore reports a failed system call inside its message, e.g.
+# "Failed to write 52400 bytes to file 6: No space left on device
+# [os_error_code='28']".
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
 
-  PARTS = ("/orbax/", "/tensorstore/", "/etils/")
+
+def _cause(err: BaseException) -> str:
+  """The root cause of a failed write or read, as one line.
+
+  Args:
+    err: the exception orbax raised.
+
+  Returns:
+    ``[Errno 28] No space left on device`` where an operating system error
+    is behind ``err`` (raised by Python or reported inside a TensorStore
+    message), else the first line of the innermost exception of the chain.
+  """
+  chain = []
+  while err is not None and err not in chain:
+    chain.append(err)
+    err = err.__cause__ or err.__context__
+  for link in chain:
+    code = link.errno if isinstance(link, OSError) else None
+    match = _OS_ERROR_CODE.search(str(link))
+    if not code and match:
+      code = int(match.group(1))
+    if code:
+      return f"[Errno {code}] {os.strerror(code)}"
+  return _first_line(chain[-1])
+
+
+_LIBRARY_PARTS = ("/orbax/", "/tensorstore/", "/etils/")
+
+
+class _Noise:
+  """Whether orbax's and TensorStore's noise is held back: during the
+  Checkpointer's calls into orbax, and for good after one of them failed.
+
+  When one array of a step fails to write or read (a full disk, a corrupt
+  file), orbax raises that error while its other threads and TensorStore's
+  still finish the step's remaining operations: they log their errors with
+  tracebacks, their callbacks find orbax's event loop closed (an unraisable
+  ``RuntimeError`` each) and asyncio logs the failed tasks whenever they are
+  garbage collected, during the call or after it. The Checkpointer reports
+  the failure in one line instead.
+  """
+
+  depth = 0  # calls into orbax in progress
+  failed = False  # one of them has raised
+
+
+def _from_library(tb) -> bool:
+  while tb is not None:
+    if any(part in tb.tb_frame.f_code.co_filename for part in _LIBRARY_PARTS):
+      return True
+    tb = tb.tb_next
+  return False
+
+
+class _DropLibraryNoise(logging.Filter):
+  """On the root, absl and asyncio loggers: drops orbax's and TensorStore's
+  records during a call into orbax, and during the call or after a failed
+  one (:class:`_Noise`) the records of errors raised in their code: with a
+  traceback through it, or with none (set by TensorStore's C++)."""
 
   def filter(self, record) -> bool:
-    return not any(part in record.pathname for part in self.PARTS)
+    if _Noise.depth and any(part in record.pathname
+                            for part in _LIBRARY_PARTS):
+      return False
+    if (_Noise.depth or _Noise.failed) and record.exc_info:
+      tb = record.exc_info[2]
+      return not (tb is None or _from_library(tb))
+    return True
+
+
+def _ignoring_closed_loop(previous):
+  """A ``sys.unraisablehook`` that drops the "Event loop is closed" errors of
+  TensorStore's callbacks (:class:`_Noise`) and passes everything else to
+  ``previous``."""
+
+  def hook(unraisable):
+    if ((_Noise.depth or _Noise.failed) and unraisable.object is None
+        and isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == "Event loop is closed"):
+      return
+    previous(unraisable)
+
+  hook.remix_jax_closed_loop = True
+  return hook
 
 
 @contextlib.contextmanager
 def _quiet_libraries():
-  loggers = [logging.getLogger(), logging.getLogger("absl")]
-  handlers = {h for lg in loggers for h in lg.handlers}
-  dropper = _DropLibraryRecords()
-  for h in handlers:
-    h.addFilter(dropper)
+  """Holds back orbax's and TensorStore's noise (:class:`_Noise`) around a
+  call into orbax."""
+  for name in ("", "absl", "asyncio"):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _DropLibraryNoise) for f in logger.filters):
+      logger.addFilter(_DropLibraryNoise())
+  if not getattr(sys.unraisablehook, "remix_jax_closed_loop", False):
+    sys.unraisablehook = _ignoring_closed_loop(sys.unraisablehook)
+  _Noise.depth += 1
   try:
     yield
+  except Exception:
+    _Noise.failed = True
+    raise
   finally:
-    for h in handlers:
-      h.removeFilter(dropper)
+    _Noise.depth -= 1
 
 
 class Checkpointer:
@@ -120,49 +213,67 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int = 2, *, primary: bool = True):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._primary = primary
-    self._pending = None  # the step of an asynchronous save in flight
     # One unnamed item, declared up front: orbax would otherwise infer the
     # layout from the newest step's files, so that losing them made every
-    # older step unrestorable too.
-    self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-        item_handlers=ocp.StandardCheckpointHandler())
+    # older step unrestorable too. The temporary directories of saves that a
+    # killed run left unfinished are removed (orbax never restores them).
+    with _quiet_libraries():
+      self._manager = ocp.CheckpointManager(
+          self.directory,
+          options=ocp.CheckpointManagerOptions(
+              max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+          item_handlers=ocp.StandardCheckpointHandler())
 
-  def save(self, step: int, state, *, wait: bool = False) -> None:
-    """Saves ``state`` as checkpoint ``step`` (asynchronously unless ``wait``).
+  def save(self, step: int, state) -> None:
+    """Saves ``state`` as checkpoint ``step`` and waits until it is written.
 
     A step that already holds a checkpoint is kept (checkpoints are verified
     when restored, and a corrupt one has been moved aside by then).
 
+    Args:
+      step: the training step, the checkpoint's name.
+      state: the train state pytree.
+
     Raises:
       NonFiniteError: ``state`` holds NaN/Inf; nothing is written.
-      CheckpointError: this or the previous asynchronous save failed (one
-        line with the cause, e.g. a full disk).
+      CheckpointError: the checkpoint could not be written (one line with
+        the step, the cause, e.g. a full disk, and the checkpoint a re-run
+        resumes from); its temporary directory is removed.
     """
-    self.wait()
     if step in self._manager.all_steps():
       return
     if not bool(jax.device_get(guards.all_finite(state))):
       raise NonFiniteError(step)
     records = array_records(state)
-    self._pending = step
-    with self._reporting_write_errors(step):
-      self._manager.save(step, args=ocp.args.StandardSave(state), force=True,
-                         custom_metadata={ARRAYS_KEY: records})
-    if wait:
-      self.wait()
-
-  @contextlib.contextmanager
-  def _reporting_write_errors(self, step: int):
     try:
       with _quiet_libraries():
-        yield
+        self._manager.save(step, args=ocp.args.StandardSave(state), force=True,
+                           custom_metadata={ARRAYS_KEY: records})
+        # Waiting here rather than at the next save: the write takes a small
+        # fraction of the checkpoint_every_epochs epochs between saves, and
+        # in exchange a failed write (a full disk) is reported at its own
+        # step, before anything is trained past it, instead of after
+        # another interval of training whose checkpoint may fail the same
+        # way.
+        self._manager.wait_until_finished()
     except Exception as err:  # pylint: disable=broad-except
-      self._pending = None
-      raise CheckpointError(
-          f"checkpoint {step} could not be written in {self.directory} "
-          f"({_first_line(err)})") from err
+      raise CheckpointError(self._write_failure(step, err)) from err
+
+  def _write_failure(self, step: int, err: BaseException) -> str:
+    """Removes the temporary directory of the failed save of ``step`` and
+    returns the one-line error."""
+    if self._primary:
+      for name in os.listdir(self.directory):
+        if name.startswith(f"{step}{TMP_SUFFIX}"):
+          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+    kept = [s for s in self._manager.all_steps() if s != step]
+    if kept:
+      then = (f"checkpoint {max(kept)} is intact: re-run to resume from it "
+              "once the cause is fixed")
+    else:
+      then = "no earlier checkpoint exists"
+    return (f"checkpoint at step {step} could not be written: {_cause(err)} "
+            f"({self.directory}); {then}")
 
   def restore_latest(self, abstract_state):
     """The newest good checkpoint as ``(step, state)``, or ``None``.
@@ -197,7 +308,7 @@ class Checkpointer:
               step, args=ocp.args.StandardRestore(abstract_state))
         problem = _verify(state, records)
       except Exception as err:  # pylint: disable=broad-except
-        problem = f"it cannot be restored ({_first_line(err)})"
+        problem = f"it cannot be restored ({_cause(err)})"
       if problem is None:
         if records is None:
           logging.warning("checkpoint %d has no checksums (written before "
@@ -231,30 +342,14 @@ class Checkpointer:
   def all_steps(self):
     return sorted(self._manager.all_steps())
 
-  def wait(self) -> None:
-    """Waits for the asynchronous save in flight.
-
-    Raises:
-      CheckpointError: it failed (one line with the cause).
-    """
-    if self._pending is None:
-      return
-    with self._reporting_write_errors(self._pending):
-      self._manager.wait_until_finished()
-    self._pending = None
-
   def close(self) -> None:
-    """Waits for the save in flight (raising :class:`CheckpointError` if it
-    failed) and releases orbax's threads."""
+    """Releases orbax's threads."""
     try:
-      self.wait()
-    finally:
-      try:
-        with _quiet_libraries():
-          self._manager.close()
-      except Exception as err:  # pylint: disable=broad-except
-        logging.warning("closing the checkpoints in %s: %s", self.directory,
-                        _first_line(err))
+      with _quiet_libraries():
+        self._manager.close()
+    except Exception as err:  # pylint: disable=broad-except
+      logging.warning("closing the checkpoints in %s: %s", self.directory,
+                      _cause(err))
 
 
 def _layout_of(records: dict) -> dict[str, list]:

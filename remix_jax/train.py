@@ -401,8 +401,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
     return {"stopped": True, "step": step, "epoch": step // steps_per_epoch,
             "steps_per_epoch": steps_per_epoch}
 
-  def save(at: int, state, wait: bool = False):
-    ckpt.save(at, state, wait=wait)
+  def save(at: int, state):
+    ckpt.save(at, state)
     if primary and not recorded[0]:
       # Written once a checkpoint exists, so that a run which saved nothing
       # leaves no record to match.
@@ -440,7 +440,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           writer.write_scalars(step, summary)
         if interrupt.requested:
           _flush_metrics(pending, first)
-          save(step, state, wait=True)
+          save(step, state)
           progress.write(f"interrupted: checkpoint {step} saved in "
                          f"{ckpt.directory}")
           return {"interrupted": True, "step": step}
@@ -472,9 +472,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
                 "steps_per_epoch": steps_per_epoch}
     if result is None:  # resumed a finished run
       result = evaluate(eval_step, state, eval_data, mesh, class_counts)
-    ckpt.wait()
   except FloatingPointError as err:
-    ckpt.wait()
     raise FloatingPointError(_stop_message(str(err), ckpt.all_steps())
                              ) from None
   finally:

@@ -1,7 +1,12 @@
-"""Checkpoints that cannot lie: verified, finite, each step on its own."""
+"""Checkpoints that cannot lie: verified, finite, each step on its own, and
+a failed write reported at its step."""
 
+import contextlib
+import errno
 import logging
 import os
+import resource
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +27,7 @@ def _state(value=1.0):
 def _saved(tmp_path, steps=(1, 2)):
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5)
   for s in steps:
-    ckpt.save(s, _state(float(s)), wait=True)
+    ckpt.save(s, _state(float(s)))
   ckpt.close()
   return checkpointing.Checkpointer(str(tmp_path), keep=5)
 
@@ -54,7 +59,7 @@ def test_bit_flip_is_detected_moved_aside_and_older_restored(tmp_path, caplog):
   warnings = [r for r in caplog.records if "corrupt" in r.getMessage()]
   assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
   # A later save of step 2 writes a fresh checkpoint that verifies.
-  ckpt.save(2, _state(2.0), wait=True)
+  ckpt.save(2, _state(2.0))
   caplog.clear()
   with caplog.at_level(logging.WARNING):
     step, state = ckpt.restore_latest(checkpointing.abstract_like(_state()))
@@ -69,7 +74,7 @@ def test_older_checkpoint_restores_without_the_newest_item(tmp_path):
   step, _ = ckpt.restore_latest(checkpointing.abstract_like(_state()))
   assert step == 1
   assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
-  ckpt.save(3, _state(3.0), wait=True)  # saving still works
+  ckpt.save(3, _state(3.0))  # saving still works
   assert ckpt.restore_latest(checkpointing.abstract_like(_state()))[0] == 3
   ckpt.close()
 
@@ -79,7 +84,7 @@ def test_non_finite_state_is_never_saved(tmp_path):
   bad = _state()
   bad["w"] = bad["w"].at[3, 4].set(jnp.nan)
   with pytest.raises(checkpointing.NonFiniteError, match="at step 5"):
-    ckpt.save(5, bad, wait=True)
+    ckpt.save(5, bad)
   assert ckpt.all_steps() == []
   ckpt.close()
 
@@ -115,3 +120,70 @@ def test_checksums_are_recorded_per_array(tmp_path):
   assert set(records) == {"['w']", "['b']", "['step']"}
   assert records["['w']"][:2] == [[64, 64], "float32"]
   ckpt.close()
+
+
+@contextlib.contextmanager
+def _file_size_limit(nbytes):
+  """Writes past ``nbytes`` of a file fail with EFBIG, as on a full disk."""
+  old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+  old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, old_limit[1]))
+  try:
+    yield
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+    signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_failed_write_raises_one_line_at_its_step_and_keeps_the_rest(
+    tmp_path, caplog, capfd):
+  ckpt = _saved(tmp_path)
+  data = _largest_data_file(tmp_path / "checkpoints" / "2" / "default")
+  limit = os.path.getsize(data) // 2  # above the metadata, below the data
+  with caplog.at_level(logging.INFO):
+    with _file_size_limit(limit):
+      with pytest.raises(checkpointing.CheckpointError) as err:
+        ckpt.save(3, _state(3.0))
+  message = str(err.value)
+  assert message == (
+      "checkpoint at step 3 could not be written: [Errno 27] File too large "
+      f"({tmp_path / 'checkpoints'}); checkpoint 2 is intact: re-run to "
+      "resume from it once the cause is fixed")
+  out, err_text = capfd.readouterr()
+  assert "Traceback" not in out + err_text + caplog.text
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+  # No partial step is left, and the previous ones restore and verify.
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+  assert ckpt.all_steps() == [1, 2]
+  step, state = ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  assert step == 2 and "corrupt" not in caplog.text
+  np.testing.assert_array_equal(state["b"], np.arange(8) * 2.0)
+  ckpt.save(3, _state(3.0))  # with room again
+  assert ckpt.restore_latest(checkpointing.abstract_like(_state()))[0] == 3
+  ckpt.close()
+
+
+def test_write_and_read_failures_name_their_cause():
+  full = ValueError('OUT_OF_RANGE: Error writing "w/0.0": Failed to write '
+                    "4410 bytes to file 6: No space left on device "
+                    "[os_error_code='28']")
+  assert checkpointing._cause(full) == "[Errno 28] No space left on device"
+  try:
+    try:
+      raise OSError(errno.EDQUOT, "quota")
+    except OSError as inner:
+      raise RuntimeError("commit failed") from inner
+  except RuntimeError as outer:
+    assert checkpointing._cause(outer) == (
+        f"[Errno {errno.EDQUOT}] {os.strerror(errno.EDQUOT)}")
+  try:
+    try:
+      raise ValueError("OUT_OF_RANGE: Requested byte range [0, 15220) is not "
+                       "valid for value of size 7774")
+    except ValueError as inner:
+      raise Exception("Encountered error while reading array index\n"
+                      "spec ...") from inner
+  except Exception as outer:  # pylint: disable=broad-except
+    assert checkpointing._cause(outer) == (
+        "ValueError: OUT_OF_RANGE: Requested byte range [0, 15220) is not "
+        "valid for value of size 7774")

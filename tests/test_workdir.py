@@ -1,6 +1,9 @@
 """One run per workdir: the stored config, the lock, up-front checks, the
-method check and main.py's one-line errors."""
+method check and main.py's one-line errors (also for a full disk and a
+corrupt checkpoint)."""
 
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -148,3 +151,84 @@ def test_early_sigterm_exits_cleanly(tmp_path):
   assert proc.returncode == 0, err
   assert "SIGTERM received" in err and "Traceback" not in err
   assert not (tmp_path / "checkpoints").exists()
+
+
+# main.py's flags for tiny_config().
+_TINY_FLAGS = ["--config.batch_size=32", "--config.eval_batch_size=64",
+               "--config.eval_every_epochs=1",
+               "--config.checkpoint_every_epochs=1",
+               "--config.log_every_steps=5", "--config.progress_bar=False",
+               "--config.num_devices=2"]
+
+
+def _main_with_file_size_limit(nbytes, *args):
+  """main.py in a process where writes past ``nbytes`` of a file fail with
+  EFBIG, the way a full disk fails them with ENOSPC (no privileges needed;
+  SIGXFSZ is ignored, and stays ignored across the exec)."""
+  limit = ("import os, resource, signal, sys; "
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), "
+           "resource.getrlimit(resource.RLIMIT_FSIZE)[1])); "
+           "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+  return subprocess.run([sys.executable, "-c", limit, str(nbytes), MAIN,
+                         *args], cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_full_disk_stops_at_its_step_in_one_line_and_a_rerun_resumes(
+    tmp_path, caplog):
+  train.train_and_evaluate(tiny_config(), str(tmp_path))  # checkpoint 16
+  checkpoints = tmp_path / "checkpoints"
+  # Above the run's records and TensorBoard events, below a checkpoint's
+  # data files.
+  limit = 32 * 1024
+  assert max(f.stat().st_size for f in (checkpoints / "16").rglob("*")
+             if f.is_file()) > limit
+  done = _main_with_file_size_limit(
+      limit, f"--workdir={tmp_path}", *_TINY_FLAGS, "--config.num_epochs=2",
+      "--allow_changes=num_epochs")
+  out = done.stdout + done.stderr
+  assert done.returncode == 1, out
+  assert "Traceback" not in out and "orbax" not in out, out
+  last = done.stderr.strip().splitlines()[-1]
+  assert last == (
+      "error: checkpoint at step 32 could not be written: "
+      f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)} ({checkpoints}); "
+      "checkpoint 16 is intact: re-run to resume from it once the cause is "
+      "fixed"), out
+  assert [line for line in out.splitlines()
+          if "could not be written" in line] == [last]
+  assert "epoch 2/2" not in out  # stopped at the save, before evaluating
+  assert os.listdir(checkpoints) == ["16"]  # no partial step 32
+  # With room again the same command resumes from checkpoint 16 and ends.
+  with caplog.at_level(logging.INFO):
+    result = train.train_and_evaluate(tiny_config(num_epochs=2),
+                                      str(tmp_path),
+                                      allow_changes=["num_epochs"])
+  assert "resumed from checkpoint 16" in caplog.text
+  assert "corrupt" not in caplog.text
+  assert result["step"] == 32
+  assert sorted(os.listdir(checkpoints)) == ["16", "32"]
+
+
+def _truncate_largest_data_file(step_dir):
+  files = [f for f in step_dir.rglob("*")
+           if f.is_file() and f.parent.parent.name == "ocdbt.process_0"]
+  largest = max(files, key=lambda f: f.stat().st_size)
+  os.truncate(largest, largest.stat().st_size // 2)
+
+
+def test_corrupt_checkpoint_fallback_prints_one_warning_line(tmp_path):
+  train.train_and_evaluate(tiny_config(num_epochs=2), str(tmp_path))
+  checkpoints = tmp_path / "checkpoints"
+  _truncate_largest_data_file(checkpoints / "32")
+  done = _main(f"--workdir={tmp_path}", *_TINY_FLAGS, "--config.num_epochs=2")
+  out = done.stdout + done.stderr
+  assert done.returncode == 0, out
+  assert "Traceback" not in out and "orbax" not in out, out
+  warnings = [line for line in out.splitlines() if " is corrupt: " in line]
+  assert len(warnings) == 1, out
+  assert f"checkpoint 32 in {checkpoints} is corrupt: it cannot be " in (
+      warnings[0])
+  assert f"moved it to {checkpoints / 'corrupt' / '32'}" in warnings[0]
+  assert "resumed from checkpoint 16" in out and "epoch 2/2" in out
