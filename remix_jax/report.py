@@ -29,7 +29,8 @@ def markdown_table(metrics: dict, class_counts, class_names) -> str:
 def write_progress(workdir: str, *, epoch: int, step: int,
                    metrics: dict) -> None:
   """Writes ``progress.json``: the last evaluated epoch, its step and test
-  top-1 (read by ``benchmarks/reproduce.py`` for runs still in progress)."""
+  top-1, for whoever watches a run still in progress (the full history is in
+  the TensorBoard events)."""
   with open(os.path.join(workdir, "progress.json"), "w") as f:
     json.dump({"epoch": int(epoch), "step": int(step),
                "top1": metrics.get("top1")}, f)

@@ -305,7 +305,7 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     allow_changes: config fields (dotted) that may differ from the config
       that trained ``workdir`` (e.g. ``['learning_rate']`` after a NaN).
     stop_at_epoch: stop once this many epochs are trained, with a
-      checkpoint at that step written and waited for, and return ``{'stopped':
+      checkpoint at that step written, and return ``{'stopped':
       True, 'step': …, 'epoch': …, 'steps_per_epoch': …}`` without the final
       evaluation (a shared
       prefix that deferred methods branch from). A run already past it
@@ -464,8 +464,7 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           report.write_progress(workdir, epoch=epochs_done, step=step,
                                 metrics=result)
         progress.restart_clock()
-      if stopping:
-        ckpt.wait()
+      if stopping:  # the save above has been written (saves wait)
         progress.write(f"stopped at epoch {epochs_done}: checkpoint {step} "
                        f"saved in {ckpt.directory}")
         return {"stopped": True, "step": step, "epoch": epochs_done,
