@@ -31,9 +31,9 @@ from remix_jax import report
 from remix_jax import run_record
 from remix_jax import schedules
 from remix_jax import steps
-from remix_jax import sumix
 from remix_jax import workdir as workdir_lib
 from remix_jax.models import onednn
+from remix_jax.models import sumix_heads
 
 
 class _Interrupt:
@@ -150,7 +150,7 @@ def create_model(config, num_classes: int, *,
       conv_impl=resolve_conv_impl(config.conv_impl))
   if not config.sumix.enabled:
     return model
-  return sumix.SUMixModel(
+  return sumix_heads.SUMixModel(
       model, num_classes=num_classes,
       scale=config.sumix.scale or per_device_batch,
       is_norm=config.sumix.is_norm, learn_scale=config.sumix.learn_scale,
