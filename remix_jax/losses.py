@@ -8,7 +8,10 @@ exactly. A mixed sample with labels ``a``, ``b`` and label weight λ_y costs
 
 for a per-label loss ``L`` (cross-entropy, LDAM or focal) and class weights
 ``w`` (all 1 without re-weighting); :func:`weighted_mean` reduces a batch as
-PyTorch's weighted cross-entropy does, dividing by the total weight.
+PyTorch's weighted cross-entropy does, dividing by the total weight, and
+:func:`mixed_label_loss` is the two together. With ``axis_name`` both
+reductions divide by the total over all devices (a ``psum``), as the
+data-parallel train step needs.
 """
 
 from __future__ import annotations
@@ -97,17 +100,75 @@ def mix_losses(loss_a: jax.Array, loss_b: jax.Array, lam_y: jax.Array,
 
 def weighted_mean(losses: jax.Array, lam_y: jax.Array,
                   weight_a: jax.Array | float = 1.0,
-                  weight_b: jax.Array | float = 1.0) -> jax.Array:
+                  weight_b: jax.Array | float = 1.0, *,
+                  axis_name: str | None = None) -> jax.Array:
   """Batch loss normalised by the total label weight.
 
   ``Σᵢ ℓᵢ / Σᵢ (λ_y,ᵢ·w_a,ᵢ + (1 − λ_y,ᵢ)·w_b,ᵢ)``: with one-hot labels this
   is PyTorch's ``F.cross_entropy(weight=w)`` (LDAM-DRW's reduction); with
   ``w ≡ 1`` it is the plain mean.
+
+  Args:
+    losses: ``[B]`` per-sample losses ℓᵢ (e.g. :func:`mix_losses`).
+    lam_y: ``[B]`` label weight of ``labels_a``.
+    weight_a: class weight of ``labels_a`` (``[B]`` or a scalar).
+    weight_b: class weight of ``labels_b`` (``[B]`` or a scalar).
+    axis_name: inside ``shard_map``/``pmap``, the data axis: the denominator
+      is then summed over it (``psum``), so that the per-device results sum
+      to the loss of the global batch (and so do their gradients).
+
+  Returns:
+    The scalar loss (this device's share of it with ``axis_name``).
   """
   lam_y = jnp.asarray(lam_y, jnp.float32)
   total = lam_y * weight_a + (1.0 - lam_y) * weight_b
-  return jnp.sum(losses) / jnp.maximum(
-      jnp.sum(jnp.broadcast_to(total, losses.shape)), 1e-12)
+  total = jnp.sum(jnp.broadcast_to(total, losses.shape))
+  if axis_name is not None:
+    total = jax.lax.psum(total, axis_name)
+  return jnp.sum(losses) / jnp.maximum(total, 1e-12)
+
+
+def mixed_label_loss(per_label_loss, logits: jax.Array, labels_a: jax.Array,
+                     labels_b: jax.Array, lam_y: jax.Array,
+                     weight_a: jax.Array | float = 1.0,
+                     weight_b: jax.Array | float = 1.0, *,
+                     axis_name: str | None = None) -> jax.Array:
+  """The label term of a mixed batch: :func:`weighted_mean` of
+  :func:`mix_losses` of ``per_label_loss`` against both labels.
+
+  ``Σᵢ [λ_y,ᵢ·w_a,ᵢ·L(zᵢ, aᵢ) + (1 − λ_y,ᵢ)·w_b,ᵢ·L(zᵢ, bᵢ)] / Σᵢ (λ_y,ᵢ·w_a,ᵢ
+  + (1 − λ_y,ᵢ)·w_b,ᵢ)``.
+
+  Args:
+    per_label_loss: ``(logits, labels) -> [B]``, e.g. :func:`cross_entropy`,
+      :func:`ldam_loss` or :func:`focal_loss` with their options bound.
+    logits: ``[B, C]``.
+    labels_a: ``[B]`` original labels.
+    labels_b: ``[B]`` partner labels.
+    lam_y: ``[B]`` label weight of ``labels_a``.
+    weight_a: class weight of ``labels_a`` (``[B]`` or a scalar).
+    weight_b: class weight of ``labels_b`` (``[B]`` or a scalar).
+    axis_name: see :func:`weighted_mean`.
+
+  Returns:
+    The scalar loss.
+  """
+  per_sample = mix_losses(per_label_loss(logits, labels_a),
+                          per_label_loss(logits, labels_b), lam_y, weight_a,
+                          weight_b)
+  return weighted_mean(per_sample, lam_y, weight_a, weight_b,
+                       axis_name=axis_name)
+
+
+def global_mean(values: jax.Array, *,
+                axis_name: str | None = None) -> jax.Array:
+  """``Σᵢ xᵢ / B`` over a ``[B]`` batch; with ``axis_name`` (inside
+  ``shard_map``/``pmap``) ``B`` is the global batch size (a ``psum`` over
+  the axis), so the per-device results sum to the global-batch mean."""
+  count = values.shape[0]
+  if axis_name is not None:
+    count = jax.lax.psum(count, axis_name)
+  return jnp.sum(values) / count
 
 
 def class_balanced_weights(class_counts, beta: float = 0.9999) -> np.ndarray:

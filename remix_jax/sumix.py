@@ -18,7 +18,9 @@ per-device batch size in the released code).
    and mixed pooled features give ``β_a = u_a + u_m``, ``β_b = u_a[π] + u_m``
    and ``R = λ·CE(exp(−(A_a + β_a)), y_a) + (1 − λ)·CE(exp(−(A_b + β_b)),
    y_b)`` (``exp(−(A + β))`` used as logits, the ORIGINAL λ).
-6. ``L = λ̃-weighted CE(z_m; y_a, y_b) + γ·R``.
+6. ``L = λ̃-weighted CE(z_m; y_a, y_b) + γ·R`` (:func:`sumix_objective`,
+   which the train step uses with its own per-label loss, class weights and
+   label rule; :func:`sumix_loss` is the released form).
 
 λ̃ carries no gradient (the probabilities are stop-gradient); R reaches the
 network only through ``u``.
@@ -33,6 +35,10 @@ Our second rule, ``'follow'`` (:func:`follow_ratio`, not from the paper or the
 released code), replaces step 4 only: λ̃ moves from the area ratio λ towards
 the image whose clean prediction the mixed prediction is closer to, by a
 bounded amount (see :func:`follow_ratio`). Steps 5 and 6 are unchanged.
+
+This module holds the pure functions; the NNX heads and the wrapper model
+(``UncertaintyHead``, ``SimilarityHead``, ``SUMixModel``) are in
+:mod:`remix_jax.models.sumix_heads` and re-exported here.
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from remix_jax import losses
 from remix_jax.models.layers import l2_normalize
@@ -75,7 +80,8 @@ def semantic_distances(logits_clean: jax.Array, logits_mixed: jax.Array,
     labels: ``[B]`` clean labels ``y_a``.
     partner: ``[B]`` permutation ``π``.
     scale: ``s`` (float or a scalar array; the learnable scale of
-      :class:`SimilarityHead` passes an array that may carry a gradient).
+      :class:`remix_jax.models.sumix_heads.SimilarityHead` passes an array
+      that may carry a gradient).
 
   Returns:
     :class:`Distances` ``(A_a, A_b)``.
@@ -204,7 +210,8 @@ def make_ratio_fn(rule: str, *, temperature: float) -> Callable:
   """``(similarity, logits_clean, logits_mixed, labels, partner, lam) ->
   (λ̃, Distances)`` for ``rule``.
 
-  ``similarity`` is the model's :class:`SimilarityHead`; its distances feed
+  ``similarity`` is the model's
+  :class:`remix_jax.models.sumix_heads.SimilarityHead`; its distances feed
   the uncertainty regularizer under both rules, so the rules differ only in
   λ̃: ``'official'`` (released, :func:`ratio_from_distances`) or
   ``'follow'`` (ours, :func:`follow_ratio` with ``temperature``).
@@ -292,18 +299,73 @@ def reduce_ratio(lam_y: jax.Array, reduction: str) -> jax.Array:
                    f"{', '.join(REDUCTIONS)}")
 
 
+class SUMixLoss(NamedTuple):
+  """The value of :func:`sumix_objective`: ``L`` and its ``R̄`` (scalars)."""
+
+  loss: jax.Array
+  regularizer: jax.Array
+
+
+def sumix_objective(logits_mixed: jax.Array, u_clean: jax.Array,
+                    u_mixed: jax.Array, distances: Distances,
+                    labels: jax.Array, partner: jax.Array, lam: jax.Array,
+                    lam_y: jax.Array, *, gamma: float,
+                    per_label_loss: Callable = losses.cross_entropy,
+                    weight_a: jax.Array | float = 1.0,
+                    weight_b: jax.Array | float = 1.0,
+                    axis_name: str | None = None) -> SUMixLoss:
+  """The SUMix objective from the two passes (step 6), as the train step
+  computes it.
+
+  ``L = Σᵢ [λ_y,ᵢ·w_a,ᵢ·ℓ(z_m,ᵢ, y_a,ᵢ) + (1 − λ_y,ᵢ)·w_b,ᵢ·ℓ(z_m,ᵢ, y_b,ᵢ)] /
+  Σᵢ (λ_y,ᵢ·w_a,ᵢ + (1 − λ_y,ᵢ)·w_b,ᵢ) + γ·R̄`` with ``R̄ = (1/B)·Σᵢ Rᵢ``
+  (:func:`uncertainty_regularizer`). As released, ``ℓ`` is the
+  cross-entropy, ``w ≡ 1`` and ``λ_y = reduce_ratio(λ̃)`` (:func:`sumix_loss`);
+  the trainer also passes its per-label loss (CE, LDAM, focal), class
+  weights (RW/DRW) and a label rule applied to λ̃ before the reduction.
+
+  Args:
+    logits_mixed: ``[B, C]`` logits of the mixed pass ``z_m``.
+    u_clean, u_mixed: ``[B, C]`` uncertainty vectors of the two passes.
+    distances: :class:`Distances` from :func:`semantic_distances`.
+    labels: ``[B]`` clean labels ``y_a``.
+    partner: ``[B]`` permutation ``π``.
+    lam: ``[B]`` the base mixer's λ (the regularizer's weight, not λ̃).
+    lam_y: ``[B]`` the label weight of ``y_a`` (from λ̃).
+    gamma: ``γ``.
+    per_label_loss: ``(logits, labels) -> [B]``.
+    weight_a, weight_b: class weights of ``y_a`` and ``y_b`` (``[B]`` or
+      scalars).
+    axis_name: inside ``shard_map``/``pmap``, the data axis: both terms are
+      then divided by their global-batch totals (:func:`losses.weighted_mean`,
+      :func:`losses.global_mean`), so the per-device values sum to ``L``.
+
+  Returns:
+    :class:`SUMixLoss` ``(L, R̄)``.
+  """
+  label_loss = losses.mixed_label_loss(
+      per_label_loss, logits_mixed, labels, labels[partner], lam_y, weight_a,
+      weight_b, axis_name=axis_name)
+  regularizer = losses.global_mean(
+      uncertainty_regularizer(distances, u_clean, u_mixed, labels, partner,
+                              lam), axis_name=axis_name)
+  return SUMixLoss(label_loss + gamma * regularizer, regularizer)
+
+
 def sumix_loss(logits_clean: jax.Array, logits_mixed: jax.Array,
                u_clean: jax.Array, u_mixed: jax.Array, labels: jax.Array,
                partner: jax.Array, lam: jax.Array, *, scale, gamma: float,
                reduction: str = "official") -> jax.Array:
-  """The whole SUMix objective for a drop-in train step (step 6).
+  """The whole released SUMix objective for a drop-in train step (steps 1–6).
 
   ``L = mean_i[λ̃'_i·CE(z_m, y_a) + (1 − λ̃'_i)·CE(z_m, y_b)] + γ·mean_i R_i``
-  with ``λ̃' = reduce_ratio(λ̃, reduction)``.
+  with ``λ̃' = reduce_ratio(λ̃, reduction)``: :func:`sumix_objective` with
+  the released ratio, the cross-entropy and no class weights.
 
   Args:
     logits_clean, logits_mixed: ``[B, C]`` logits of the two passes.
-    u_clean, u_mixed: ``[B, C]`` uncertainty vectors (:class:`UncertaintyHead`).
+    u_clean, u_mixed: ``[B, C]`` uncertainty vectors
+      (:class:`remix_jax.models.sumix_heads.UncertaintyHead`).
     labels: ``[B]`` clean labels.
     partner: ``[B]`` permutation.
     lam: ``[B]`` the base mixer's area-corrected λ.
@@ -318,97 +380,17 @@ def sumix_loss(logits_clean: jax.Array, logits_mixed: jax.Array,
                                  scale)
   lam_y = reduce_ratio(ratio_from_distances(distances, labels, partner, lam),
                        reduction)
-  ce = losses.soft_cross_entropy(logits_mixed, labels, labels[partner], lam_y)
-  reg = uncertainty_regularizer(distances, u_clean, u_mixed, labels, partner,
-                                lam)
-  return jnp.mean(ce) + gamma * jnp.mean(reg)
+  return sumix_objective(logits_mixed, u_clean, u_mixed, distances, labels,
+                         partner, lam, lam_y, gamma=gamma).loss
 
 
-class UncertaintyHead(nnx.Module):
-  """``u = ℓ2norm(softmax(W_u·h + b_u))`` on the pooled features ``h``.
-
-  ``W_u`` and ``b_u`` are initialised normal(std 0.01), like the classifier of
-  the released head. With ``is_norm=False`` (the released ImageNet setting)
-  the head has no parameters and ``u`` is the classifier's logits.
-
-  Args:
-    feature_dim: ``D``, the backbone's pooled feature size.
-    num_classes: ``C``.
-    is_norm: learn ``W_u`` (True) or reuse the logits (False).
-    rngs: parameter rngs.
-  """
-
-  def __init__(self, feature_dim: int, num_classes: int, *, is_norm: bool,
-               rngs: nnx.Rngs):
-    self.is_norm = is_norm
-    self.linear = (nnx.Linear(
-        feature_dim, num_classes, rngs=rngs,
-        kernel_init=nnx.initializers.normal(0.01),
-        bias_init=nnx.initializers.zeros_init()) if is_norm else None)
-
-  def __call__(self, features: jax.Array, logits: jax.Array) -> jax.Array:
-    if not self.is_norm:
-      return logits
-    z = self.linear(features.astype(jnp.float32))
-    return l2_normalize(jax.nn.softmax(z, axis=-1), axis=-1)
+#: The NNX modules, moved to :mod:`remix_jax.models.sumix_heads`.
+_HEADS = ("UncertaintyHead", "SimilarityHead", "SUMixModel")
 
 
-class SimilarityHead(nnx.Module):
-  """Computes the semantic distances and λ̃ from clean and mixed logits.
-
-  As released it has no parameters: ``s`` is a constant (the per-device
-  batch size by default). ``learn_scale=True`` is our extension: ``s =
-  exp(log_s)`` with ``log_s`` an ``nnx.Param`` initialised to ``log(scale)``.
-  Because λ̃ is stop-gradient, a learned ``s`` is trained only through the
-  regularizer ``R`` (where ``A`` appears inside ``exp(−(A + β))``).
-
-  Args:
-    scale: the initial (or fixed) ``s``.
-    learn_scale: make ``log s`` a parameter.
-  """
-
-  def __init__(self, scale: float, *, learn_scale: bool = False):
-    if scale <= 0:
-      raise ValueError(f"SUMix scale={scale} must be > 0")
-    self.learn_scale = learn_scale
-    if learn_scale:
-      self.log_scale = nnx.Param(jnp.log(jnp.asarray(scale, jnp.float32)))
-    else:
-      self.scale = float(scale)
-
-  def __call__(self, logits_clean, logits_mixed, labels, partner, lam):
-    """``(λ̃ [B], Distances)``; see :func:`sumix_ratio`."""
-    scale = (jnp.exp(self.log_scale[...]) if self.learn_scale else self.scale)
-    distances = semantic_distances(logits_clean, logits_mixed, labels,
-                                   partner, scale)
-    return ratio_from_distances(distances, labels, partner, lam), distances
-
-
-class SUMixModel(nnx.Module):
-  """A backbone with SUMix's uncertainty and similarity heads.
-
-  ``model(x, mix=…)`` is the backbone's ``ModelOutput`` (evaluation uses only
-  it); ``model.uncertainty`` and ``model.similarity`` are the heads. Exposes
-  the backbone's ``num_mix_layers`` and ``feature_dim``.
-
-  Args:
-    backbone: any model of :mod:`remix_jax.models`.
-    num_classes: ``C``.
-    scale: SUMix's ``s``.
-    is_norm: see :class:`UncertaintyHead`.
-    learn_scale: see :class:`SimilarityHead`.
-    rngs: parameter rngs for the uncertainty head.
-  """
-
-  def __init__(self, backbone: nnx.Module, *, num_classes: int, scale: float,
-               is_norm: bool = True, learn_scale: bool = False,
-               rngs: nnx.Rngs):
-    self.backbone = backbone
-    self.num_mix_layers = backbone.num_mix_layers
-    self.feature_dim = backbone.feature_dim
-    self.uncertainty = UncertaintyHead(backbone.feature_dim, num_classes,
-                                       is_norm=is_norm, rngs=rngs)
-    self.similarity = SimilarityHead(scale, learn_scale=learn_scale)
-
-  def __call__(self, x: jax.Array, *, mix=None):
-    return self.backbone(x, mix=mix)
+def __getattr__(name: str):
+  # Imported on first use: sumix_heads imports this module.
+  if name in _HEADS:
+    from remix_jax.models import sumix_heads  # pylint: disable=g-import-not-at-top
+    return getattr(sumix_heads, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,14 +27,15 @@ from remix_jax import cpu_flags
 from remix_jax import data
 from remix_jax import metrics as metrics_lib
 from remix_jax import models
+from remix_jax import objective as objective_lib
 from remix_jax import parallel
 from remix_jax import report
 from remix_jax import run_record
 from remix_jax import schedules
 from remix_jax import steps
-from remix_jax import sumix
 from remix_jax import workdir as workdir_lib
 from remix_jax.models import onednn
+from remix_jax.models import sumix_heads
 
 
 class _Interrupt:
@@ -151,7 +152,7 @@ def create_model(config, num_classes: int, *,
       conv_impl=resolve_conv_impl(config.conv_impl))
   if not config.sumix.enabled:
     return model
-  return sumix.SUMixModel(
+  return sumix_heads.SUMixModel(
       model, num_classes=num_classes,
       scale=config.sumix.scale or per_device_batch,
       is_norm=config.sumix.is_norm, learn_scale=config.sumix.learn_scale,
@@ -184,9 +185,10 @@ def build(config, mesh, *, num_classes: int, class_counts,
   lr_fn = schedules.create_learning_rate_fn(config, steps_per_epoch)
   tx = steps.make_optimizer(config, lr_fn)
   state = parallel.replicate(mesh, initial_state(config, model, tx))
-  train_step = steps.make_train_step(
-      config, graphdef, tx, lr_fn, mesh, class_counts=class_counts,
-      steps_per_epoch=steps_per_epoch, num_mix_layers=model.num_mix_layers)
+  objective = objective_lib.make_objective(
+      config, class_counts, steps_per_epoch=steps_per_epoch,
+      num_mix_layers=model.num_mix_layers)
+  train_step = steps.make_train_step(objective, graphdef, tx, lr_fn, mesh)
   eval_step = steps.make_eval_step(graphdef_eval, mesh, num_classes)
   return state, train_step, eval_step
 

@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from remix_jax import losses
+from remix_jax import parallel
 
 
 def _np_log_softmax(z):
@@ -50,6 +52,35 @@ def test_weighted_mean_matches_pytorch_weighted_ce():
   assert float(got) == pytest.approx(want, rel=1e-5)
   plain = losses.weighted_mean(per, jnp.ones(8))
   assert float(plain) == pytest.approx(float(jnp.mean(per)), rel=1e-6)
+
+
+def test_reductions_over_devices_sum_to_the_global_batch():
+  """With axis_name, the per-device values sum to the global-batch value."""
+  z, a, b, lam = _data(b=16)
+  w = jnp.array([0.5, 1.0, 2.0, 0.25, 1.25], jnp.float32)
+  per_label = lambda logits, y: losses.focal_loss(logits, y, gamma=2.0)
+  mesh = parallel.make_mesh(4)
+
+  def local(z, a, b, lam):
+    mixed = losses.mixed_label_loss(per_label, z, a, b, lam, w[a], w[b],
+                                    axis_name=parallel.AXIS)
+    mean = losses.global_mean(lam, axis_name=parallel.AXIS)
+    return jax.lax.psum(mixed, parallel.AXIS), jax.lax.psum(mean,
+                                                            parallel.AXIS)
+
+  spec = P(parallel.AXIS)
+  mixed, mean = jax.jit(jax.shard_map(
+      local, mesh=mesh, in_specs=(spec,) * 4, out_specs=(P(), P())))(
+          *parallel.shard_batch(mesh, (z, a, b, lam)))
+  want = losses.mixed_label_loss(per_label, z, a, b, lam, w[a], w[b])
+  # Local denominators would sum to about 4× the global-batch loss.
+  assert float(mixed) == pytest.approx(float(want), rel=1e-5)
+  per = losses.mix_losses(per_label(z, a), per_label(z, b), lam, w[a], w[b])
+  assert float(want) == pytest.approx(float(losses.weighted_mean(
+      per, lam, w[a], w[b])), rel=1e-6)
+  assert float(mean) == pytest.approx(float(jnp.mean(lam)), rel=1e-6)
+  assert float(losses.global_mean(lam)) == pytest.approx(
+      float(jnp.mean(lam)), rel=1e-6)
 
 
 def test_class_balanced_weights():

@@ -9,8 +9,8 @@ from flax import nnx
 from configs import cifar_lt
 from remix_jax import config_lib
 from remix_jax import mixers
+from remix_jax import objective
 from remix_jax import parallel
-from remix_jax import steps
 from remix_jax import sumix
 from remix_jax import train
 
@@ -271,7 +271,7 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
 def test_remix_on_sumix_gives_zero_one_label_weights_where_it_fires():
   config = _config("sumix_remix")
   assert config.label_rule == "remix" and config.sumix.reduction == "per_sample"
-  label_weight = steps.make_label_weight_fn(config, COUNTS)
+  label_weight = objective.make_label_weight_fn(config, COUNTS)
   # Class 0 has 500 images, class 4 has 10 (ratio 50 ≥ κ = 3).
   lam_t = jnp.array([0.3, 0.3, 0.8, 0.8, 0.3, 0.6])
   a = jnp.array([0, 4, 4, 0, 1, 2])
@@ -281,7 +281,7 @@ def test_remix_on_sumix_gives_zero_one_label_weights_where_it_fires():
   np.testing.assert_allclose(got, [0.0, 0.3, 1.0, 0.8, 0.3, 0.6], rtol=1e-6)
   # With the official reduction the same rule is averaged over the batch.
   config.sumix.reduction = "official"
-  official = np.asarray(steps.make_label_weight_fn(config, COUNTS)(
+  official = np.asarray(objective.make_label_weight_fn(config, COUNTS)(
       lam_t, a, b))
   np.testing.assert_allclose(official, np.full(6, got.mean()), rtol=1e-6)
 

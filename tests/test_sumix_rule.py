@@ -9,8 +9,8 @@ from configs import cifar_lt
 from remix_jax import config_lib
 from remix_jax import methods
 from remix_jax import mixers
+from remix_jax import objective
 from remix_jax import parallel
-from remix_jax import steps
 from remix_jax import sumix
 from remix_jax import train
 
@@ -221,21 +221,21 @@ def test_ratio_fn_dispatches_and_keeps_the_released_distances():
   model = train.create_model(config, 5, per_device_batch=8)
   z_a, z_m, perm, lam = (jnp.asarray(x) for x in _random(7, 8, 5))
   labels = jnp.arange(8) % 5
-  lam_t, dist = steps.make_sumix_ratio_fn(config)(
+  lam_t, dist = objective.make_sumix_ratio_fn(config)(
       model.similarity, z_a, z_m, labels, perm, lam)
   np.testing.assert_allclose(lam_t, sumix.follow_ratio(
       z_a, z_m, perm, lam, temperature=config.sumix.temperature), rtol=1e-6)
   released, want = model.similarity(z_a, z_m, labels, perm, lam)
   np.testing.assert_array_equal(dist.a, want.a)
   config.sumix.rule = "official"
-  lam_o, _ = steps.make_sumix_ratio_fn(config)(
+  lam_o, _ = objective.make_sumix_ratio_fn(config)(
       model.similarity, z_a, z_m, labels, perm, lam)
   np.testing.assert_array_equal(lam_o, released)
 
 
 def test_remix_rule_applies_to_the_follow_ratio():
   config = _config("sumix_follow_remix")
-  label_weight = steps.make_label_weight_fn(config, COUNTS)
+  label_weight = objective.make_label_weight_fn(config, COUNTS)
   lam_t = jnp.array([0.3, 0.8, 0.6])
   a, b = jnp.array([0, 4, 2]), jnp.array([4, 0, 1])
   # majority a with λ̃ < τ → 0; minority a with 1 − λ̃ < τ → 1; else λ̃.

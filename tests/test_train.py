@@ -19,6 +19,7 @@ from configs import quickstart
 from remix_jax import losses
 from remix_jax import methods
 from remix_jax import mixers
+from remix_jax import objective
 from remix_jax import parallel
 from remix_jax import schedules
 from remix_jax import steps
@@ -71,9 +72,9 @@ def _one_step(config, model, num_devices, images, labels, counts):
                            jnp.zeros((), jnp.int32),
                            jax.random.key_data(jax.random.key(0)))
   state = parallel.replicate(mesh, state)
-  step = steps.make_train_step(config, graphdef, tx, lr_fn, mesh,
-                               class_counts=counts, steps_per_epoch=10,
-                               num_mix_layers=model.num_mix_layers)
+  loss_fn = objective.make_objective(config, counts, steps_per_epoch=10,
+                                     num_mix_layers=model.num_mix_layers)
+  step = steps.make_train_step(loss_fn, graphdef, tx, lr_fn, mesh)
   return step(state, *parallel.shard_batch(mesh, (images, labels)))
 
 
@@ -155,12 +156,12 @@ def test_loss_decreases_on_a_fixed_batch():
 def test_drw_switches_weights_at_the_epoch():
   config = tiny_config(reweight="drw", rebalance_epoch=3)
   counts = np.array([1000, 100, 10])
-  fn = steps.make_class_weight_fn(config, counts)
+  fn = objective.make_class_weight_fn(config, counts)
   np.testing.assert_array_equal(fn(jnp.array(2)), [1.0, 1.0, 1.0])
   after = np.asarray(fn(jnp.array(3)))
   assert after[2] > after[1] > after[0] and after.sum() == pytest.approx(3)
   config.reweight = "rw"
-  np.testing.assert_allclose(steps.make_class_weight_fn(config, counts)(
+  np.testing.assert_allclose(objective.make_class_weight_fn(config, counts)(
       jnp.array(0)), after)
 
 

@@ -37,8 +37,8 @@ from flax import nnx  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
 from remix_jax import data  # noqa: E402
+from remix_jax import objective  # noqa: E402
 from remix_jax import parallel  # noqa: E402
-from remix_jax import steps  # noqa: E402
 from remix_jax import train  # noqa: E402
 
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
@@ -55,8 +55,8 @@ def probe_ratios(config, state, batches, num_classes: int) -> np.ndarray:
   writable = lambda tree: jax.tree.map(np.array, tree)
   nnx.update(model, writable(state.params))
   model.train()
-  mix = steps.make_mix_fn(config, model.num_mix_layers)
-  ratio_fn = steps.make_sumix_ratio_fn(config)
+  mix = objective.make_mix_fn(config, model.num_mix_layers)
+  ratio_fn = objective.make_sumix_ratio_fn(config)
   out = []
   for i, batch in enumerate(batches):
     images, labels = jnp.asarray(batch["image"]), jnp.asarray(batch["label"])

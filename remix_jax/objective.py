@@ -1,0 +1,282 @@
+"""The training objective, built once from the config and traced in the step.
+
+:func:`make_objective` reads the config fields of the objective (each once)
+and composes its parts with :func:`build_objective`:
+
+* the mixer (:func:`make_mix_fn`; :mod:`remix_jax.mixers`), which gives the
+  mixed batch ``x̃``, the partners ``π`` and the per-sample ratio ``λ``;
+* the label rule (:mod:`remix_jax.remix`): plain ``λ_y = λ`` or Remix (Chou
+  et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020, Eq. 10);
+* the per-label loss ``L`` (:func:`make_per_label_loss`): cross-entropy
+  (label smoothing), LDAM or focal (:mod:`remix_jax.losses`);
+* the class weights ``w`` (:func:`make_class_weight_fn`): ones, RW, or DRW
+  from ``config.rebalance_epoch`` (Cui et al. CVPR 2019; Cao et al. NeurIPS
+  2019);
+* optionally SUMix (Qin et al., "SUMix: Mixup with Semantic and Uncertain
+  Information", ECCV 2024, arXiv:2407.07805; :mod:`remix_jax.sumix`): its
+  ratio rule, reduction and regularizer weight ``γ``.
+
+The product is ``objective(graphdef, params, batch_stats, images, labels,
+key, step) -> (loss, (batch_stats, metrics))``, called by the train step of
+:mod:`remix_jax.steps` inside ``jax.shard_map`` on one device's shard ``d``
+of the global batch (``y_b = y[π]``, ``z̃ = f(x̃)``)::
+
+    w      = class_weights(step // steps_per_epoch)
+    λ_y,ᵢ  = sg rule(λᵢ, yᵢ, y_b,ᵢ)
+    ℓᵢ     = λ_y,ᵢ·w_{yᵢ}·L(z̃ᵢ, yᵢ) + (1 − λ_y,ᵢ)·w_{y_b,ᵢ}·L(z̃ᵢ, y_b,ᵢ)
+    loss_d = Σ_{i∈d} ℓᵢ / Σ_{all i} (λ_y,ᵢ·w_{yᵢ} + (1 − λ_y,ᵢ)·w_{y_b,ᵢ})
+
+With SUMix a clean pass ``z = f(x)`` runs first (both passes update the
+BatchNorm statistics, as released); the model's similarity head gives the
+semantic distances ``A_a``, ``A_b`` and the ratio rule ``λ̃`` (released or
+``'follow'``), which takes the place of ``λ`` in the label rule, followed by
+the reduction (``λ_y = sg reduce(rule(λ̃, y, y_b))``), and the uncertainty
+regularizer is added (:func:`remix_jax.sumix.sumix_objective`)::
+
+    loss_d += γ · Σ_{i∈d} Rᵢ / B_global,
+    Rᵢ = λᵢ·CE(e^(−(A_a + u_a + u_m)), yᵢ) + (1 − λᵢ)·CE(e^(−(A_b + u_a[π] +
+         u_m)), y_b,ᵢ)      (the base mixer's λ, not λ̃)
+
+The denominators are totals over all devices (``psum``), so the losses, and
+the gradients, of the devices sum to those of the global batch. The metrics
+come back already reduced over the devices.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from remix_jax import losses
+from remix_jax import mixers
+from remix_jax import remix
+from remix_jax import sumix
+from remix_jax.parallel import AXIS
+
+#: ``objective(graphdef, params, batch_stats, images, labels, key, step) ->
+#: (loss, (batch_stats, metrics))``; see the module docstring.
+Objective = Callable
+
+
+class SUMixPart(NamedTuple):
+  """SUMix's part of the objective.
+
+  Attributes:
+    ratio: ``(similarity, logits_clean, logits_mixed, labels, partner, lam)
+      -> (λ̃, Distances)`` (:func:`remix_jax.sumix.make_ratio_fn`).
+    reduction: ``'official'`` or ``'per_sample'``
+      (:func:`remix_jax.sumix.reduce_ratio`).
+    gamma: ``γ``, the weight of the uncertainty regularizer.
+  """
+
+  ratio: Callable
+  reduction: str
+  gamma: float
+
+
+def make_mix_fn(config, num_mix_layers: int) -> Callable:
+  """``(rng, images, labels) -> (images, MixInfo-like, ManifoldInfo|None)``
+  for ``config.mixer`` (with ``mix_alpha`` and ``mix_per_sample``)."""
+  name = config.mixer
+  if name == "none":
+    def no_mix(rng, images, labels):
+      del rng, labels
+      b = images.shape[0]
+      info = mixers.MixInfo(jnp.arange(b, dtype=jnp.int32),
+                            jnp.ones((b,), jnp.float32))
+      return images, info, None
+    return no_mix
+  mixer = mixers.get_mixer(name)
+  kwargs = dict(alpha=config.mix_alpha, per_sample=config.mix_per_sample)
+  if name == "manifold_mixup":
+    def manifold(rng, images, labels):
+      images, info = mixer(rng, images, labels, num_layers=num_mix_layers,
+                           **kwargs)
+      return images, info, info
+    return manifold
+
+  def input_mix(rng, images, labels):
+    images, info = mixer(rng, images, labels, **kwargs)
+    return images, info, None
+  return input_mix
+
+
+def make_per_label_loss(config, class_counts) -> Callable:
+  """``(logits, labels) -> [B]`` for ``config.loss`` (and its options)."""
+  name = config.loss
+  if name == "ldam":
+    margins = jnp.asarray(losses.ldam_margins(class_counts,
+                                              config.ldam_max_margin))
+    scale = config.ldam_scale
+    return lambda z, y: losses.ldam_loss(z, y, margins=margins, scale=scale)
+  if name == "focal":
+    gamma = config.focal_gamma
+    return lambda z, y: losses.focal_loss(z, y, gamma=gamma)
+  label_smoothing = config.label_smoothing
+  return lambda z, y: losses.cross_entropy(z, y,
+                                           label_smoothing=label_smoothing)
+
+
+def make_class_weight_fn(config, class_counts) -> Callable:
+  """``epoch -> [C]`` class weights: ones, class-balanced (RW), or ones until
+  ``config.rebalance_epoch`` and class-balanced after (DRW)."""
+  class_counts = np.asarray(class_counts)
+  ones = jnp.ones((len(class_counts),), jnp.float32)
+  reweight = config.reweight
+  if reweight == "none":
+    return lambda epoch: ones
+  balanced = jnp.asarray(losses.class_balanced_weights(class_counts,
+                                                       config.cb_beta))
+  if reweight == "rw":
+    return lambda epoch: balanced
+  rebalance_epoch = config.rebalance_epoch
+  return lambda epoch: jnp.where(epoch >= rebalance_epoch, balanced, ones)
+
+
+def make_sumix_ratio_fn(config) -> Callable:
+  """``(similarity, logits_clean, logits_mixed, labels, partner, lam) ->
+  (λ̃, Distances)`` for ``config.sumix.rule`` (and its temperature); see
+  :func:`remix_jax.sumix.make_ratio_fn`."""
+  return sumix.make_ratio_fn(config.sumix.rule,
+                             temperature=config.sumix.temperature)
+
+
+def make_sumix_part(config) -> Optional[SUMixPart]:
+  """The :class:`SUMixPart` of ``config.sumix``, or ``None`` when it is not
+  enabled."""
+  cfg = config.sumix
+  if not cfg.enabled:
+    return None
+  return SUMixPart(make_sumix_ratio_fn(config), cfg.reduction, cfg.gamma)
+
+
+def label_weight_fn(label_rule: remix.LabelRule,
+                    reduction: Optional[str] = None) -> Callable:
+  """``(ratio, labels_a, labels_b) -> λ_y [B]``, the weight of ``labels_a``.
+
+  ``ratio`` is the mixer's λ (or SUMix's λ̃); ``label_rule`` is applied per
+  sample, then, with SUMix, its ``reduction``
+  (:func:`remix_jax.sumix.reduce_ratio`). No gradient flows through λ_y.
+  """
+
+  def label_weight(ratio, labels_a, labels_b):
+    lam_y = label_rule(ratio, labels_a, labels_b)
+    if reduction is not None:
+      lam_y = sumix.reduce_ratio(lam_y, reduction)
+    return jax.lax.stop_gradient(lam_y)
+
+  return label_weight
+
+
+def make_label_rule(config, class_counts) -> remix.LabelRule:
+  """The label rule of ``config.label_rule`` (with Remix's κ and τ)."""
+  return remix.make_label_rule(config.label_rule, class_counts,
+                               kappa=config.remix_kappa, tau=config.remix_tau)
+
+
+def make_label_weight_fn(config, class_counts) -> Callable:
+  """:func:`label_weight_fn` for ``config``: its label rule, and SUMix's
+  reduction when ``config.sumix.enabled``."""
+  part = make_sumix_part(config)
+  return label_weight_fn(make_label_rule(config, class_counts),
+                         part.reduction if part else None)
+
+
+def make_objective(config, class_counts, *, steps_per_epoch: int,
+                   num_mix_layers: int) -> Objective:
+  """The training objective of ``config``; see the module docstring.
+
+  Args:
+    config: the run's config (``configs/default.py``).
+    class_counts: ``[C]`` training-set counts (Remix, RW/DRW, LDAM).
+    steps_per_epoch: optimizer steps per epoch (the DRW schedule).
+    num_mix_layers: the model's Manifold Mixup layers.
+
+  Returns:
+    ``objective(graphdef, params, batch_stats, images, labels, key, step)``.
+  """
+  part = make_sumix_part(config)
+  return build_objective(
+      mix=make_mix_fn(config, num_mix_layers),
+      label_weight=label_weight_fn(make_label_rule(config, class_counts),
+                                   part.reduction if part else None),
+      per_label_loss=make_per_label_loss(config, class_counts),
+      class_weights=make_class_weight_fn(config, class_counts),
+      sumix_part=part, steps_per_epoch=steps_per_epoch)
+
+
+def build_objective(*, mix: Callable, label_weight: Callable,
+                    per_label_loss: Callable, class_weights: Callable,
+                    sumix_part: Optional[SUMixPart], steps_per_epoch: int,
+                    axis_name: str = AXIS) -> Objective:
+  """The objective from its parts (no config).
+
+  Args:
+    mix: ``(key, images, labels) -> (images, MixInfo, ManifoldInfo|None)``
+      (:func:`make_mix_fn`).
+    label_weight: ``(ratio, labels_a, labels_b) -> λ_y``
+      (:func:`label_weight_fn`; with SUMix it includes the reduction).
+    per_label_loss: ``(logits, labels) -> [B]``.
+    class_weights: ``epoch -> [C]``.
+    sumix_part: :class:`SUMixPart`, or ``None`` for one forward pass. With
+      it the model must carry SUMix's heads
+      (:class:`remix_jax.models.sumix_heads.SUMixModel`).
+    steps_per_epoch: optimizer steps per epoch.
+    axis_name: the data axis of the ``shard_map`` the objective is traced in.
+
+  Returns:
+    ``objective(graphdef, params, batch_stats, images, labels, key, step) ->
+    (loss, (batch_stats, metrics))``: this device's share of the
+    global-batch loss, its updated (not yet averaged) BatchNorm statistics,
+    and the metrics ``train_accuracy`` (against the label of weight ≥ ½),
+    ``mix_ratio``, ``label_weight`` and, with SUMix, ``sumix_regularizer``,
+    ``sumix_ratio`` and ``sumix_label_flip``, reduced over the devices.
+  """
+  psum = lambda x: jax.lax.psum(x, axis_name)
+  pmean = lambda x: jax.lax.pmean(x, axis_name)
+
+  def objective(graphdef, params, batch_stats, images, labels, key, step):
+    clean = images
+    images, info, manifold = mix(key, images, labels)
+    labels_b = labels[info.partner]
+    weights = class_weights(step // steps_per_epoch)
+    w_a, w_b = weights[labels], weights[labels_b]
+    # copy=True: fresh Variables owned by this trace, so BatchNorm may
+    # update its statistics in place.
+    model = nnx.merge(graphdef, params, batch_stats, copy=True)
+    metrics = {}
+    if sumix_part is None:
+      out = model(images, mix=manifold)
+      lam_y = label_weight(info.lam, labels, labels_b)
+      loss = losses.mixed_label_loss(per_label_loss, out.logits, labels,
+                                     labels_b, lam_y, w_a, w_b,
+                                     axis_name=axis_name)
+    else:
+      out_clean = model(clean)  # updates the BatchNorm statistics too
+      out = model(images, mix=manifold)
+      ratio, distances = sumix_part.ratio(model.similarity, out_clean.logits,
+                                          out.logits, labels, info.partner,
+                                          info.lam)
+      lam_y = label_weight(ratio, labels, labels_b)
+      loss, regularizer = sumix.sumix_objective(
+          out.logits, model.uncertainty(out_clean.features, out_clean.logits),
+          model.uncertainty(out.features, out.logits), distances, labels,
+          info.partner, info.lam, lam_y, gamma=sumix_part.gamma,
+          per_label_loss=per_label_loss, weight_a=w_a, weight_b=w_b,
+          axis_name=axis_name)
+      metrics["sumix_regularizer"] = psum(regularizer)
+      metrics["sumix_ratio"] = pmean(jnp.mean(ratio))
+      metrics["sumix_label_flip"] = pmean(sumix.label_flip_rate(info.lam,
+                                                                ratio))
+    dominant = jnp.where(lam_y >= 0.5, labels, labels_b)
+    metrics["train_accuracy"] = pmean(
+        jnp.mean(jnp.argmax(out.logits, -1) == dominant))
+    metrics["mix_ratio"] = pmean(jnp.mean(info.lam))
+    metrics["label_weight"] = pmean(jnp.mean(lam_y))
+    return loss, (nnx.state(model, nnx.BatchStat), metrics)
+
+  return objective
