@@ -132,14 +132,16 @@ def test_the_trainer_sets_the_flags_before_jax_starts(entry, tmp_path):
   assert flags == FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
 
 
-#: The benchmarks that run JAX; each sets the flags first, as main.py does.
-BENCHMARKS = ("conv_layers", "mixers", "profile_step", "reproduce",
-              "sumix_balanced", "sumix_compare", "sumix_direction",
-              "train_step")
+#: The scripts that run JAX (benchmarks and experiments), by dotted name from
+#: the repository root; each sets the flags first, as main.py does.
+SCRIPTS = ("benchmarks.conv_layers", "benchmarks.mixers",
+           "benchmarks.profile_step", "benchmarks.train_step",
+           "experiments.remix_paper.reproduce", "experiments.sumix.balanced",
+           "experiments.sumix.compare", "experiments.sumix.direction")
 
-_BENCHMARK_IMPORTS = """
+_SCRIPT_IMPORTS = """
 import importlib, json, os, sys
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "benchmarks")  # the benchmarks import their siblings
 set_by = {}
 for name in sys.argv[1:]:
   os.environ.pop("XLA_FLAGS", None)
@@ -151,13 +153,15 @@ print(json.dumps([cpu_flags.jax_backends_initialized(), set_by]))
 """
 
 
-def test_the_benchmarks_set_the_flags_before_jax_starts():
+def test_the_scripts_set_the_flags_before_jax_starts():
+  assert all((REPO / (name.replace(".", "/") + ".py")).is_file()
+             for name in SCRIPTS)
   started, set_by = json.loads(
-      _run(_BENCHMARK_IMPORTS, *BENCHMARKS).stdout.splitlines()[-1])
+      _run(_SCRIPT_IMPORTS, *SCRIPTS).stdout.splitlines()[-1])
   assert not started
   flag = FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
   assert {name: flag in flags for name, flags in set_by.items()} == {
-      name: True for name in BENCHMARKS}
+      name: True for name in SCRIPTS}
 
 
 _PROBE = """
