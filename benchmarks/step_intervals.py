@@ -4,8 +4,8 @@
 
 Reads the tqdm updates (``<step>/<total> [<elapsed><…``) that
 ``train_and_evaluate`` writes to the console (or to the log of
-``benchmarks/reproduce.py``) and prints, for each pair of consecutive
-updates, the steps, the seconds between them and the seconds per step. The
+``experiments/remix_paper/reproduce.py``) and prints, for each pair of
+consecutive updates, the steps, the seconds between them and the seconds per step. The
 median s/step is the steady rate. An interval slower than ``--slow`` × that
 rate is marked, with its excess seconds; these intervals show where the run
 lost time (evaluations, epoch boundaries). A resumed run restarts the

@@ -165,15 +165,20 @@ class _DropLibraryNoise(logging.Filter):
 
 
 def _ignoring_closed_loop(previous):
-  """A ``sys.unraisablehook`` that drops the "Event loop is closed" errors of
-  TensorStore's callbacks (:class:`_Noise`) and passes everything else to
-  ``previous``."""
+  """A ``sys.unraisablehook`` that drops, during a call into orbax or after a
+  failed one (:class:`_Noise`), the "Event loop is closed" errors of
+  TensorStore's callbacks and the errors of orbax's abandoned coroutines
+  (raised in its code, reported when they are garbage collected), and
+  passes everything else to ``previous``."""
 
   def hook(unraisable):
-    if ((_Noise.depth or _Noise.failed) and unraisable.object is None
-        and isinstance(unraisable.exc_value, RuntimeError)
-        and str(unraisable.exc_value) == "Event loop is closed"):
-      return
+    if _Noise.depth or _Noise.failed:
+      if (unraisable.object is None
+          and isinstance(unraisable.exc_value, RuntimeError)
+          and str(unraisable.exc_value) == "Event loop is closed"):
+        return
+      if _from_library(unraisable.exc_traceback):
+        return
     previous(unraisable)
 
   hook.remix_jax_closed_loop = True

@@ -7,6 +7,7 @@ import logging
 import os
 import resource
 import signal
+import types
 
 import jax
 import jax.numpy as jnp
@@ -187,3 +188,35 @@ def test_write_and_read_failures_name_their_cause():
     assert checkpointing._cause(outer) == (
         "ValueError: OUT_OF_RANGE: Requested byte range [0, 15220) is not "
         "valid for value of size 7774")
+
+
+def _raised_in(filename: str):
+  """An exception whose traceback runs through code in ``filename``."""
+  namespace = {}
+  exec(compile("def fail():\n  raise Exception('read failed')\n", filename,
+               "exec"), namespace)
+  try:
+    namespace["fail"]()
+  except Exception as err:  # pylint: disable=broad-except
+    return err
+
+
+def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure(
+    monkeypatch):
+  passed = []
+  hook = checkpointing._ignoring_closed_loop(passed.append)
+  monkeypatch.setattr(checkpointing._Noise, "failed", False)
+  monkeypatch.setattr(checkpointing._Noise, "depth", 0)
+
+  def unraisable(err):
+    return types.SimpleNamespace(exc_type=type(err), exc_value=err,
+                                 exc_traceback=err.__traceback__,
+                                 err_msg=None, object=object())
+
+  library = unraisable(_raised_in("/site-packages/orbax/checkpoint/x.py"))
+  own = unraisable(_raised_in("/home/user/train.py"))
+  hook(library)  # no failure yet: reported
+  checkpointing._Noise.failed = True
+  hook(library)
+  hook(own)
+  assert passed == [library, own]
