@@ -64,6 +64,8 @@ def get_config(arg=None):
   c.resample = "none"  # none | rs (class-balanced sampling) | drs (deferred)
   c.rebalance_epoch = 160  # epoch (from 0) where DRW/DRS switch on
   c.cb_beta = 0.9999  # effective-number β for RW/DRW/RS/DRS
+  # The re-sampling β is the same value: setting either name sets both.
+  c.data.resample_beta = c.get_ref("cb_beta")
 
   # Optimisation: SGD with momentum, LDAM's schedule.
   c.batch_size = 128  # global batch, split over all devices and processes

@@ -15,10 +15,12 @@ defaults.
 """
 
 from remix_jax import cpu_flags
+from remix_jax import label_rules
 from remix_jax import losses
 from remix_jax import mixers
 from remix_jax import remix
 
 __version__ = "0.1.0"
 
-__all__ = ["cpu_flags", "losses", "mixers", "remix", "__version__"]
+__all__ = ["cpu_flags", "label_rules", "losses", "mixers", "remix",
+           "__version__"]

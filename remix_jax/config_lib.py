@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from remix_jax import class_balance
+from remix_jax import label_rules
 from remix_jax import methods
 from remix_jax import mixers
-from remix_jax import remix
+from remix_jax import objective
 from remix_jax import schedules
 from remix_jax import sumix
 
-LOSSES = ("ce", "ldam", "focal")
-REWEIGHT = ("none", "rw", "drw")
-RESAMPLE = ("none", "rs", "drs")
+# The choices live beside the code that dispatches on them.
+LOSSES = objective.LOSSES
+MIXER_CHOICES = objective.MIXER_CHOICES
+REWEIGHT = class_balance.REWEIGHT
+RESAMPLE = class_balance.RESAMPLE
 DTYPES = ("float32", "bfloat16")
-MIXER_CHOICES = ("none",) + tuple(mixers.MIXERS)
 
 
 def _choice(config, field: str, choices) -> None:
@@ -40,7 +43,7 @@ def validate_config(config) -> None:
 
   _choice(config, "model", tuple(models.MODELS))
   _choice(config, "mixer", MIXER_CHOICES)
-  _choice(config, "label_rule", remix.LABEL_RULES)
+  _choice(config, "label_rule", label_rules.LABEL_RULES)
   _choice(config, "loss", LOSSES)
   _choice(config, "reweight", REWEIGHT)
   _choice(config, "resample", RESAMPLE)

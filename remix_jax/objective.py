@@ -5,7 +5,7 @@ and composes its parts with :func:`build_objective`:
 
 * the mixer (:func:`make_mix_fn`; :mod:`remix_jax.mixers`), which gives the
   mixed batch ``x̃``, the partners ``π`` and the per-sample ratio ``λ``;
-* the label rule (:mod:`remix_jax.remix`): plain ``λ_y = λ`` or Remix (Chou
+* the label rule (:mod:`remix_jax.label_rules`): plain ``λ_y = λ`` or Remix (Chou
   et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020, Eq. 10);
 * the per-label loss ``L`` (:func:`make_per_label_loss`): cross-entropy
   (label smoothing), LDAM or focal (:mod:`remix_jax.losses`);
@@ -51,9 +51,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from remix_jax import class_balance
+from remix_jax import label_rules
 from remix_jax import losses
 from remix_jax import mixers
-from remix_jax import remix
 from remix_jax import sumix
 from remix_jax.parallel import AXIS
 
@@ -76,6 +77,10 @@ class SUMixPart(NamedTuple):
   ratio: Callable
   reduction: str
   gamma: float
+
+
+#: ``config.mixer``: no mixing, or one of :data:`remix_jax.mixers.MIXERS`.
+MIXER_CHOICES = ("none",) + tuple(mixers.MIXERS)
 
 
 def make_mix_fn(config, num_mix_layers: int) -> Callable:
@@ -105,6 +110,10 @@ def make_mix_fn(config, num_mix_layers: int) -> Callable:
   return input_mix
 
 
+#: ``config.loss``: cross-entropy, LDAM (Cao et al. 2019) or focal.
+LOSSES = ("ce", "ldam", "focal")
+
+
 def make_per_label_loss(config, class_counts) -> Callable:
   """``(logits, labels) -> [B]`` for ``config.loss`` (and its options)."""
   name = config.loss
@@ -126,15 +135,12 @@ def make_class_weight_fn(config, class_counts) -> Callable:
   ``config.rebalance_epoch`` and class-balanced after (DRW)."""
   class_counts = np.asarray(class_counts)
   ones = jnp.ones((len(class_counts),), jnp.float32)
-  reweight = config.reweight
-  if reweight == "none":
+  rebalance = class_balance.Rebalance.from_config(config)
+  if rebalance.reweight == "none":
     return lambda epoch: ones
   balanced = jnp.asarray(losses.class_balanced_weights(class_counts,
                                                        config.cb_beta))
-  if reweight == "rw":
-    return lambda epoch: balanced
-  rebalance_epoch = config.rebalance_epoch
-  return lambda epoch: jnp.where(epoch >= rebalance_epoch, balanced, ones)
+  return lambda epoch: jnp.where(rebalance.reweights(epoch), balanced, ones)
 
 
 def make_sumix_ratio_fn(config) -> Callable:
@@ -154,7 +160,7 @@ def make_sumix_part(config) -> Optional[SUMixPart]:
   return SUMixPart(make_sumix_ratio_fn(config), cfg.reduction, cfg.gamma)
 
 
-def label_weight_fn(label_rule: remix.LabelRule,
+def label_weight_fn(label_rule: label_rules.LabelRule,
                     reduction: Optional[str] = None) -> Callable:
   """``(ratio, labels_a, labels_b) -> λ_y [B]``, the weight of ``labels_a``.
 
@@ -172,9 +178,9 @@ def label_weight_fn(label_rule: remix.LabelRule,
   return label_weight
 
 
-def make_label_rule(config, class_counts) -> remix.LabelRule:
+def make_label_rule(config, class_counts) -> label_rules.LabelRule:
   """The label rule of ``config.label_rule`` (with Remix's κ and τ)."""
-  return remix.make_label_rule(config.label_rule, class_counts,
+  return label_rules.make_label_rule(config.label_rule, class_counts,
                                kappa=config.remix_kappa, tau=config.remix_tau)
 
 

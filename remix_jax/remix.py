@@ -1,9 +1,15 @@
-"""Label rules: how the mixing weight of the labels follows from the input's.
+"""The Remix label rule (Chou et al. 2020): a mix whose minority sample
+dominates gets the minority label.
 
-A label rule maps the input mixing info (λ per sample, the weight of the
-original sample) to the label weight λ_y of the ORIGINAL label; the target is
-``λ_y·y_a + (1 − λ_y)·y_b`` with ``y_b = labels[partner]``. Rules only read the
-mixing info, so every input mixer composes with every rule.
+:func:`remix_lambda` is Eq. 10 of the paper; :func:`remix_rule` binds it to
+the training-set class counts as a :data:`~remix_jax.label_rules.LabelRule`,
+so it composes with every input mixer. The generic rules (``plain``, the
+lookup by name) are in :mod:`remix_jax.label_rules`, and stay importable
+from here.
+
+Reference:
+  H.-P. Chou et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020.
+  arXiv:2007.03943.
 """
 
 from __future__ import annotations
@@ -13,9 +19,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-#: ``rule(lam, labels_a, labels_b) -> lam_y``, all ``[B]``.
-LabelRule = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def remix_lambda(lam: jax.Array, n_a: jax.Array, n_b: jax.Array, *,
@@ -61,16 +64,9 @@ def remix_lambda(lam: jax.Array, n_a: jax.Array, n_b: jax.Array, *,
   return jnp.where(b_majority & ~a_majority, jnp.ones_like(lam), lam_y)
 
 
-def plain_lambda(lam: jax.Array, labels_a: jax.Array | None = None,
-                 labels_b: jax.Array | None = None) -> jax.Array:
-  """The base mixers' rule: the label weight is the input weight, λ_y = λ."""
-  del labels_a, labels_b
-  return lam
-
-
 def remix_rule(class_counts, *, kappa: float = 3.0,
-               tau: float = 0.5) -> LabelRule:
-  """A :data:`LabelRule` applying :func:`remix_lambda` with fixed counts.
+               tau: float = 0.5) -> Callable:
+  """A :data:`~remix_jax.label_rules.LabelRule` applying :func:`remix_lambda` with fixed counts.
 
   Args:
     class_counts: ``[C]`` training-set count of each class.
@@ -89,17 +85,13 @@ def remix_rule(class_counts, *, kappa: float = 3.0,
   return rule
 
 
-LABEL_RULES = ("plain", "remix")
+_MOVED = ("LABEL_RULES", "LabelRule", "make_label_rule", "plain_lambda")
 
 
-def make_label_rule(name: str, class_counts=None, *, kappa: float = 3.0,
-                    tau: float = 0.5) -> LabelRule:
-  """The label rule called ``name`` (``'plain'`` or ``'remix'``)."""
-  if name == "plain":
-    return plain_lambda
-  if name == "remix":
-    if class_counts is None:
-      raise ValueError("the 'remix' label rule needs the class counts")
-    return remix_rule(class_counts, kappa=kappa, tau=tau)
-  raise ValueError(f"unknown label rule {name!r}; choose one of "
-                   f"{', '.join(LABEL_RULES)}")
+def __getattr__(name: str):
+  """The generic label rules' old home: ``remix.plain_lambda`` etc. resolve
+  to :mod:`remix_jax.label_rules`."""
+  if name in _MOVED:
+    from remix_jax import label_rules  # pylint: disable=g-import-not-at-top
+    return getattr(label_rules, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

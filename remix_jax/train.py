@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from remix_jax import checkpointing
+from remix_jax import class_balance
 from remix_jax import config_lib
 from remix_jax import cpu_flags
 from remix_jax import data
@@ -67,8 +68,8 @@ class _Interrupt:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _dtype(name: str):
-  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+#: ``config.dtype``: the compute dtype of the model.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 #: Auto kernel-gradient chunks on CPU: chunks of this many images ...
@@ -138,15 +139,16 @@ def _warn_once(message: str) -> None:
   logging.warning(message)
 
 
-def create_model(config, num_classes: int, *,
-                 per_device_batch: int) -> nnx.Module:
-  """The backbone of ``config.model``, wrapped with SUMix's heads when
+def model_from_config(config, num_classes: int, *,
+                      per_device_batch: int) -> nnx.Module:
+  """The backbone of ``config.model`` (:func:`remix_jax.models.create_model`
+  with the config's options), wrapped with SUMix's heads when
   ``config.sumix.enabled`` (``s`` defaults to the per-device batch)."""
   rngs = nnx.Rngs(config.seed)
   model = models.create_model(
       config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
-      dtype=_dtype(config.dtype),
+      dtype=DTYPES[config.dtype],
       weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks,
                                                     per_device_batch),
       conv_impl=resolve_conv_impl(config.conv_impl))
@@ -176,8 +178,8 @@ def build(config, mesh, *, num_classes: int, class_counts,
   Returns:
     ``(state, train_step, eval_step)``; see :mod:`remix_jax.steps`.
   """
-  model = create_model(config, num_classes,
-                       per_device_batch=config.batch_size // mesh.devices.size)
+  model = model_from_config(config, num_classes,
+                            per_device_batch=config.batch_size // mesh.devices.size)
   model.eval()
   graphdef_eval = steps.split_model(model)[0]
   model.train()
@@ -191,11 +193,6 @@ def build(config, mesh, *, num_classes: int, class_counts,
   train_step = steps.make_train_step(objective, graphdef, tx, lr_fn, mesh)
   eval_step = steps.make_eval_step(graphdef_eval, mesh, num_classes)
   return state, train_step, eval_step
-
-
-def _uses_resampling(config, epoch: int) -> bool:
-  return (config.resample == "rs" or
-          (config.resample == "drs" and epoch >= config.rebalance_epoch))
 
 
 def evaluate(eval_step, state, eval_data, mesh, class_counts) -> dict:
@@ -419,13 +416,14 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
       f"{config.data.profile}): {train_data.num_examples} train images, "
       f"{steps_per_epoch} steps/epoch, {mesh.devices.size} device(s), "
       f"{nproc} process(es), starting at step {step}/{total_steps}")
+  rebalance = class_balance.Rebalance.from_config(config)
   result = None
   try:
     while step < stop_step:
       epoch = step // steps_per_epoch
       pending, first = [], step
       batches = train_data.iterate(
-          epoch, resample=_uses_resampling(config, epoch),
+          epoch, resample=rebalance.resamples(epoch),
           start_step=step % steps_per_epoch)
       for batch in batches:
         images, labels = parallel.shard_batch(

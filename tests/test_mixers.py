@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from remix_jax import label_rules
 from remix_jax import losses
 from remix_jax import mixers
-from remix_jax import remix
 from remix_jax.mixers import ops
 
 INPUT_MIXERS = ["mixup", "cutmix", "saliencymix", "fmix", "resizemix"]
@@ -59,7 +59,7 @@ def test_soft_targets_sum_to_one(name, rule):
   x, y = _batch()
   _, info = _call(name, jax.random.key(2), x, y, True)
   counts = np.array([500, 100, 20, 5, 1])
-  label_rule = remix.make_label_rule(rule, counts)
+  label_rule = label_rules.make_label_rule(rule, counts)
   lam_y = label_rule(info.lam, y, y[info.partner])
   targets = losses.soft_targets(y, y[info.partner], lam_y, 5,
                                 label_smoothing=0.1)

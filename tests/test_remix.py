@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from remix_jax import label_rules
 from remix_jax import remix
 
 # (λ, n_a, n_b, κ, τ, expected λ_y)
@@ -80,22 +81,31 @@ def test_zero_counts_do_not_divide():
 
 def test_remix_rule_uses_class_counts_and_jits():
   counts = np.array([5000, 50])
-  rule = remix.make_label_rule("remix", counts)
+  rule = label_rules.make_label_rule("remix", counts)
   lam = jnp.array([0.3, 0.3, 0.7, 0.7])
   labels_a = jnp.array([0, 1, 0, 1])
   labels_b = jnp.array([1, 0, 1, 1])
   got = jax.jit(rule)(lam, labels_a, labels_b)
   np.testing.assert_allclose(got, [0.0, 0.3, 0.7, 0.7])
-  plain = remix.make_label_rule("plain")
+  plain = label_rules.make_label_rule("plain")
   np.testing.assert_array_equal(plain(lam, labels_a, labels_b), lam)
 
 
 def test_bad_rule_arguments():
   with pytest.raises(ValueError, match="choose one of"):
-    remix.make_label_rule("rebalance")
+    label_rules.make_label_rule("rebalance")
   with pytest.raises(ValueError, match="needs the class counts"):
-    remix.make_label_rule("remix")
+    label_rules.make_label_rule("remix")
   with pytest.raises(ValueError, match="kappa must be >= 1"):
     remix.remix_lambda(jnp.ones(1), jnp.ones(1), jnp.ones(1), kappa=0.5)
   with pytest.raises(ValueError, match="tau must be in"):
     remix.remix_lambda(jnp.ones(1), jnp.ones(1), jnp.ones(1), tau=1.5)
+
+
+def test_the_generic_rules_stay_importable_from_remix():
+  for name in ("LABEL_RULES", "LabelRule", "make_label_rule", "plain_lambda"):
+    assert getattr(remix, name) is getattr(label_rules, name)
+  from remix_jax.remix import plain_lambda  # pylint: disable=g-import-not-at-top
+  assert plain_lambda is label_rules.plain_lambda
+  with pytest.raises(AttributeError):
+    remix.no_such_rule  # pylint: disable=pointless-statement

@@ -228,7 +228,7 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
       jax.random.wrap_key_data(state.rng), 0), 0)
   mixed, info = mixers.cutmix(key, jnp.asarray(images), jnp.asarray(labels),
                               alpha=config.mix_alpha)
-  model = train.create_model(config, 5, per_device_batch=8)
+  model = train.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model, params, batch_stats)
   out_c, out_m = model(jnp.asarray(images)), model(mixed)
   want = sumix.sumix_loss(
@@ -260,7 +260,7 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
                       jax.tree.leaves(want_stats)):
     np.testing.assert_allclose(got, exp, rtol=1e-5, atol=1e-6)
   # One pass only would give different statistics.
-  model1 = train.create_model(config, 5, per_device_batch=8)
+  model1 = train.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model1, params, batch_stats)
   model1(mixed)
   one_pass = jax.tree.leaves(nnx.state(model1, nnx.BatchStat))

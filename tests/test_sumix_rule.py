@@ -218,7 +218,7 @@ def test_bad_rule_config_is_one_line(field, value, match):
 
 def test_ratio_fn_dispatches_and_keeps_the_released_distances():
   config = _config("cutmix_sumix_follow")
-  model = train.create_model(config, 5, per_device_batch=8)
+  model = train.model_from_config(config, 5, per_device_batch=8)
   z_a, z_m, perm, lam = (jnp.asarray(x) for x in _random(7, 8, 5))
   labels = jnp.arange(8) % 5
   lam_t, dist = objective.make_sumix_ratio_fn(config)(
@@ -285,7 +285,7 @@ def test_one_device_step_uses_the_follow_ratio_of_its_passes():
       jax.random.wrap_key_data(state.rng), 0), 0)
   mixed, info = mixers.cutmix(key, jnp.asarray(images), jnp.asarray(labels),
                               alpha=config.mix_alpha)
-  model = train.create_model(config, 5, per_device_batch=8)
+  model = train.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model, params, batch_stats)
   out_c, out_m = model(jnp.asarray(images)), model(mixed)
   want = sumix.follow_ratio(out_c.logits, out_m.logits, info.partner, info.lam,

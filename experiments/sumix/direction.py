@@ -50,8 +50,8 @@ BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 def probe_ratios(config, state, batches, num_classes: int) -> np.ndarray:
   """Per-sample λ̃ of the trained ``state`` on ``batches`` (the train step's
   two passes in train mode, without updating anything)."""
-  model = train.create_model(config, num_classes,
-                             per_device_batch=config.batch_size)
+  model = train.model_from_config(config, num_classes,
+                                  per_device_batch=config.batch_size)
   writable = lambda tree: jax.tree.map(np.array, tree)
   nnx.update(model, writable(state.params))
   model.train()

@@ -10,7 +10,9 @@ Fields:
   split_seed: seed of the long-tailed subset (0 = LDAM-DRW's split).
   shuffle_seed: seed of the epoch order and augmentation.
   augment: random crop/flip (and colour jitter on iNat) for training.
-  resample_beta: β of class-balanced re-sampling (RS/DRS).
+  resample_beta: β of class-balanced re-sampling (RS/DRS). In the
+    trainer's config it is a reference to ``config.cb_beta``, the β of
+    re-weighting (``configs/default.py``): one value under two names.
 """
 
 from __future__ import annotations
