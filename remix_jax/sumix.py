@@ -166,7 +166,7 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
   i.e. a Bayesian update of the area prior λ with the likelihood
   ``e^(−d/T)`` of "the mix shows this image", per sample.
 
-  Properties (tested in ``tests/test_sumix_rule.py``):
+  Properties (tested in ``tests/library/test_sumix_rule.py``):
 
   * direction: λ̃ increases strictly with ``d_b − d_a`` (the mixed
     prediction closer to ``a``'s clean prediction gives ``a`` more weight);

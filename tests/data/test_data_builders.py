@@ -8,10 +8,10 @@ import tarfile
 import numpy as np
 import pytest
 
-import data_helpers
 from remix_jax import data
 from remix_jax.data import source
 from remix_jax.data.builders import cinic10
+from tests import data_helpers
 
 SPLIT_VALUE = {"train": 0, "valid": 100, "test": 200}
 PER_CLASS = 3

@@ -24,9 +24,10 @@ from remix_jax import parallel
 from remix_jax import schedules
 from remix_jax import steps
 from remix_jax import train
+from tests import helpers
 from tests import jax_events
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(helpers.REPO)
 
 
 def tiny_config(**overrides):

@@ -18,9 +18,10 @@ from remix_jax import methods
 from remix_jax import run_record
 from remix_jax import train
 from remix_jax import workdir as workdir_lib
+from tests import helpers
 from tests import jax_events
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(helpers.REPO)
 MAIN = os.path.join(REPO, "main.py")
 
 

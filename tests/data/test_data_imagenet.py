@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-import data_helpers
 from remix_jax import data
 from remix_jax.data import source
 from remix_jax.data.builders import tiny_imagenet
+from tests import data_helpers
 
 #: As listed in wnids.txt (not sorted); labels follow the sorted order.
 WNIDS = ("n02124075", "n01443537", "n09193705")
