@@ -15,7 +15,6 @@ LOSSES = objective.LOSSES
 MIXER_CHOICES = objective.MIXER_CHOICES
 REWEIGHT = class_balance.REWEIGHT
 RESAMPLE = class_balance.RESAMPLE
-DTYPES = ("float32", "bfloat16")
 
 
 def _choice(config, field: str, choices) -> None:
@@ -48,7 +47,7 @@ def validate_config(config) -> None:
   _choice(config, "reweight", REWEIGHT)
   _choice(config, "resample", RESAMPLE)
   _choice(config, "schedule", schedules.SCHEDULES)
-  _choice(config, "dtype", DTYPES)
+  _choice(config, "dtype", tuple(models.DTYPES))
   _choice(config, "conv_impl", ("auto", *models.conv.CONV_IMPLS))
   for field in ("batch_size", "eval_batch_size", "num_epochs",
                 "learning_rate", "eval_every_epochs", "checkpoint_every_epochs",

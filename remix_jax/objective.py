@@ -5,8 +5,8 @@ and composes its parts with :func:`build_objective`:
 
 * the mixer (:func:`make_mix_fn`; :mod:`remix_jax.mixers`), which gives the
   mixed batch ``x̃``, the partners ``π`` and the per-sample ratio ``λ``;
-* the label rule (:mod:`remix_jax.label_rules`): plain ``λ_y = λ`` or Remix (Chou
-  et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020, Eq. 10);
+* the label rule (:mod:`remix_jax.label_rules`): plain ``λ_y = λ`` or Remix
+  (Chou et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020, Eq. 10);
 * the per-label loss ``L`` (:func:`make_per_label_loss`): cross-entropy
   (label smoothing), LDAM or focal (:mod:`remix_jax.losses`);
 * the class weights ``w`` (:func:`make_class_weight_fn`): ones, RW, or DRW
@@ -181,7 +181,8 @@ def label_weight_fn(label_rule: label_rules.LabelRule,
 def make_label_rule(config, class_counts) -> label_rules.LabelRule:
   """The label rule of ``config.label_rule`` (with Remix's κ and τ)."""
   return label_rules.make_label_rule(config.label_rule, class_counts,
-                               kappa=config.remix_kappa, tau=config.remix_tau)
+                                     kappa=config.remix_kappa,
+                                     tau=config.remix_tau)
 
 
 def make_label_weight_fn(config, class_counts) -> Callable:

@@ -68,10 +68,6 @@ class _Interrupt:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-#: ``config.dtype``: the compute dtype of the model.
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
 #: Auto kernel-gradient chunks on CPU: chunks of this many images ...
 CPU_CHUNK_IMAGES = 16
 #: ... and at most this many chunks (compile time grows with the count).
@@ -148,7 +144,7 @@ def model_from_config(config, num_classes: int, *,
   model = models.create_model(
       config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
-      dtype=DTYPES[config.dtype],
+      dtype=models.DTYPES[config.dtype],
       weight_grad_chunks=resolve_weight_grad_chunks(config.weight_grad_chunks,
                                                     per_device_batch),
       conv_impl=resolve_conv_impl(config.conv_impl))

@@ -12,12 +12,13 @@ from remix_jax.models.blocks import Bottleneck
 from remix_jax.models.blocks import Stage
 from remix_jax.models.layers import NormedLinear
 from remix_jax.models.layers import PadShortcut
+from remix_jax.models.registry import DTYPES
 from remix_jax.models.registry import MODELS
 from remix_jax.models.registry import create_model
 from remix_jax.models.resnet import ResNet
 from remix_jax.models.resnet import ResNetSpec
 
 __all__ = [
-    "MODELS", "BasicBlock", "Bottleneck", "ModelOutput", "NormedLinear",
+    "DTYPES", "MODELS", "BasicBlock", "Bottleneck", "ModelOutput", "NormedLinear",
     "PadShortcut", "ResNet", "ResNetSpec", "Stage", "create_model",
 ]

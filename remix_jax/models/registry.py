@@ -18,6 +18,9 @@ MODELS: dict[str, resnet.ResNetSpec] = {
     "tiny_resnet": resnet.TINY_RESNET,
 }
 
+#: Compute dtypes by name (``config.dtype``); parameters stay float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 
 def create_model(name: str, *, num_classes: int, rngs: nnx.Rngs,
                  normalized_classifier: bool = False, dtype: Any = jnp.float32,
