@@ -30,6 +30,12 @@ REWEIGHT = ("none", "rw", "drw")
 RESAMPLE = ("none", "rs", "drs")
 
 
+def check_beta(beta, *, name: str = "beta") -> None:
+  """One-line ``ValueError`` unless ``0 <= β < 1``, naming β as ``name``."""
+  if not 0 <= beta < 1:
+    raise ValueError(f"{name} must be in [0, 1), got {beta}")
+
+
 def effective_number(counts, beta: float) -> np.ndarray:
   """``E_n = (1 − β^n) / (1 − β)`` per class (0 for an empty class).
 
@@ -40,8 +46,7 @@ def effective_number(counts, beta: float) -> np.ndarray:
   Returns:
     ``float64 [C]``.
   """
-  if not 0 <= beta < 1:
-    raise ValueError(f"beta must be in [0, 1), got {beta}")
+  check_beta(beta)
   n = np.asarray(counts, np.float64)
   return (1.0 - np.power(beta, n)) / (1.0 - beta)
 

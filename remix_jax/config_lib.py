@@ -7,6 +7,7 @@ from remix_jax import label_rules
 from remix_jax import methods
 from remix_jax import mixers
 from remix_jax import objective
+from remix_jax import remix
 from remix_jax import schedules
 from remix_jax import sumix
 
@@ -65,11 +66,9 @@ def validate_config(config) -> None:
     raise ValueError(
         f"config.lr_boundaries {tuple(config.lr_boundaries)} and "
         f"config.lr_scales {tuple(config.lr_scales)} must have equal lengths")
-  if config.remix_kappa < 1 or not 0 <= config.remix_tau <= 1:
-    raise ValueError(f"config.remix_kappa={config.remix_kappa} must be >= 1 "
-                     f"and config.remix_tau={config.remix_tau} in [0, 1]")
-  if not 0 <= config.cb_beta < 1:
-    raise ValueError(f"config.cb_beta={config.cb_beta} must be in [0, 1)")
+  remix.check_kappa_tau(config.remix_kappa, config.remix_tau,
+                        prefix="config.remix_")
+  class_balance.check_beta(config.cb_beta, name="config.cb_beta")
   if not 0 <= config.label_smoothing < 1:
     raise ValueError(
         f"config.label_smoothing={config.label_smoothing} must be in [0, 1)")
@@ -83,14 +82,8 @@ def validate_config(config) -> None:
 
 def _validate_sumix(config) -> None:
   cfg = config.sumix
-  if cfg.reduction not in sumix.REDUCTIONS:
-    raise ValueError(f"config.sumix.reduction={cfg.reduction!r} is not valid; "
-                     f"choose one of {', '.join(sumix.REDUCTIONS)}")
-  if cfg.rule not in sumix.RULES:
-    raise ValueError(f"config.sumix.rule={cfg.rule!r} is not valid; choose "
-                     f"one of {', '.join(sumix.RULES)}")
-  if not cfg.temperature > 0:
-    raise ValueError(f"config.sumix.temperature={cfg.temperature} must be > 0")
+  sumix.check_reduction(cfg.reduction, prefix="config.sumix.")
+  sumix.check_rule(cfg.rule, cfg.temperature, prefix="config.sumix.")
   if cfg.gamma < 0 or cfg.scale < 0:
     raise ValueError(f"config.sumix.gamma={cfg.gamma} and config.sumix.scale="
                      f"{cfg.scale} must be >= 0 (scale 0 = per-device batch)")

@@ -21,6 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def check_kappa_tau(kappa, tau, *, prefix: str = "") -> None:
+  """One-line ``ValueError`` unless ``κ >= 1`` and ``τ ∈ [0, 1]`` (traced
+  values pass); ``prefix`` names them as the caller knows them, e.g.
+  ``'config.remix_'``."""
+  if isinstance(kappa, (int, float)) and kappa < 1:
+    raise ValueError(f"{prefix}kappa must be >= 1, got {kappa}")
+  if isinstance(tau, (int, float)) and not 0.0 <= tau <= 1.0:
+    raise ValueError(f"{prefix}tau must be in [0, 1], got {tau}")
+
+
 def remix_lambda(lam: jax.Array, n_a: jax.Array, n_b: jax.Array, *,
                  kappa: float = 3.0, tau: float = 0.5) -> jax.Array:
   """Remix (Rebalanced Mixup) label weight, Eq. 10 of Chou et al. 2020.
@@ -51,10 +61,7 @@ def remix_lambda(lam: jax.Array, n_a: jax.Array, n_b: jax.Array, *,
     H.-P. Chou et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020.
     arXiv:2007.03943.
   """
-  if isinstance(kappa, (int, float)) and kappa < 1:
-    raise ValueError(f"kappa must be >= 1, got {kappa}")
-  if isinstance(tau, (int, float)) and not 0.0 <= tau <= 1.0:
-    raise ValueError(f"tau must be in [0, 1], got {tau}")
+  check_kappa_tau(kappa, tau)
   lam = jnp.asarray(lam)
   n_a = jnp.asarray(n_a, jnp.float32)
   n_b = jnp.asarray(n_b, jnp.float32)

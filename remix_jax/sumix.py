@@ -206,6 +206,25 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
       _reweighted_ratio(lam, d_a / temperature, d_b / temperature))
 
 
+def check_rule(rule: str, temperature: float, *, prefix: str = "") -> None:
+  """One-line ``ValueError`` unless ``rule`` is one of :data:`RULES` and
+  ``temperature > 0``; ``prefix`` names them as the caller knows them, e.g.
+  ``'config.sumix.'``."""
+  if rule not in RULES:
+    raise ValueError(f"{prefix}rule={rule!r} is not valid; choose one of "
+                     f"{', '.join(RULES)}")
+  if not temperature > 0:
+    raise ValueError(f"{prefix}temperature={temperature} must be > 0")
+
+
+def check_reduction(reduction: str, *, prefix: str = "") -> None:
+  """One-line ``ValueError`` unless ``reduction`` is one of
+  :data:`REDUCTIONS`."""
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"{prefix}reduction={reduction!r} is not valid; choose "
+                     f"one of {', '.join(REDUCTIONS)}")
+
+
 def make_ratio_fn(rule: str, *, temperature: float) -> Callable:
   """``(similarity, logits_clean, logits_mixed, labels, partner, lam) ->
   (λ̃, Distances)`` for ``rule``.
@@ -217,11 +236,7 @@ def make_ratio_fn(rule: str, *, temperature: float) -> Callable:
   ``'follow'`` (ours, :func:`follow_ratio` with ``temperature``).
   Raises a one-line ``ValueError`` naming the rules (or for ``T <= 0``).
   """
-  if rule not in RULES:
-    raise ValueError(f"unknown SUMix rule {rule!r}; choose one of "
-                     f"{', '.join(RULES)}")
-  if not temperature > 0:
-    raise ValueError(f"SUMix temperature={temperature} must be > 0")
+  check_rule(rule, temperature)
 
   def ratio_fn(similarity, logits_clean, logits_mixed, labels, partner, lam):
     released, distances = similarity(logits_clean, logits_mixed, labels,
@@ -291,12 +306,10 @@ def reduce_ratio(lam_y: jax.Array, reduction: str) -> jax.Array:
   λ̃_i)·CE̅_b]`` over batch-mean CEs, which equals ``λ̄·CE̅_a + (1 − λ̄)·CE̅_b``
   — the same loss as every sample weighted by ``λ̄``.
   """
+  check_reduction(reduction)
   if reduction == "per_sample":
     return lam_y
-  if reduction == "official":
-    return jnp.broadcast_to(jnp.mean(lam_y), lam_y.shape)
-  raise ValueError(f"unknown SUMix reduction {reduction!r}; choose one of "
-                   f"{', '.join(REDUCTIONS)}")
+  return jnp.broadcast_to(jnp.mean(lam_y), lam_y.shape)
 
 
 class SUMixLoss(NamedTuple):
