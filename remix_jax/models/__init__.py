@@ -19,6 +19,6 @@ from remix_jax.models.resnet import ResNet
 from remix_jax.models.resnet import ResNetSpec
 
 __all__ = [
-    "DTYPES", "MODELS", "BasicBlock", "Bottleneck", "ModelOutput", "NormedLinear",
-    "PadShortcut", "ResNet", "ResNetSpec", "Stage", "create_model",
+    "DTYPES", "MODELS", "BasicBlock", "Bottleneck", "ModelOutput",
+    "NormedLinear", "PadShortcut", "ResNet", "ResNetSpec", "Stage", "create_model",
 ]
