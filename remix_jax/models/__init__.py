@@ -20,5 +20,6 @@ from remix_jax.models.resnet import ResNetSpec
 
 __all__ = [
     "DTYPES", "MODELS", "BasicBlock", "Bottleneck", "ModelOutput",
-    "NormedLinear", "PadShortcut", "ResNet", "ResNetSpec", "Stage", "create_model",
+    "NormedLinear", "PadShortcut", "ResNet", "ResNetSpec", "Stage",
+    "create_model",
 ]
