@@ -17,7 +17,10 @@ the SUMix diagnostics are read back from the TensorBoard events: the mean
 ``experiments/sumix/direction.py``), the overall flip rate, the flip rate in
 the last quarter of training and the correlation of λ with the batch-mean
 λ̃. Writes ``OUT.md`` and ``OUT.json`` (top-1, top-5, per-class accuracy,
-wall time and the diagnostics per row).
+wall time and the diagnostics per row). Rows already in ``OUT.json`` for
+the same setting are kept, not retrained, and new rows are merged in, so
+rows can run in separate processes (``--rows``), or on another day from the
+committed results, and still land in one table.
 
 ``--dataset``, ``--model``, ``--batch_size`` and ``--rows`` exist to test the
 command on a tiny setting (``sklearn_digits``, ``tiny_resnet``).
@@ -135,12 +138,64 @@ def markdown(rows: list[dict], header: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def setting(args) -> str:
+  """The one-line description of the shared schedule (the table's header);
+  rows kept in ``OUT.json`` belong to the same table only if it matches."""
+  return (f"Balanced {args.dataset} (ρ = 1, every training image), "
+          f"{args.model}, {args.epochs} epochs (warm-up 1, cosine), batch "
+          f"{args.batch_size}, CutMix α = 1, seed 0; follow rule T = "
+          f"{args.temperature:g}. Wall time includes compilation and this "
+          "machine's load.")
+
+
+def finished_rows(out: str, header: str) -> list[dict]:
+  """The rows of ``OUT.json`` written for the setting ``header`` (none when
+  the file is missing or holds another setting)."""
+  try:
+    with open(out + ".json") as f:
+      saved = json.load(f)
+  except FileNotFoundError:
+    return []
+  return saved["rows"] if saved.get("setting") == header else []
+
+
+def merge_rows(kept: list[dict], new: list[dict]) -> list[dict]:
+  """``kept`` with ``new`` added (a method in both takes the new row), in
+  table order (:data:`ROWS`), other methods after it in the order given."""
+  by_method = {r["method"]: r for r in [*kept, *new]}
+  order = [m for _, m in ROWS] + list(by_method)
+  return [by_method[m] for m in dict.fromkeys(order) if m in by_method]
+
+
+def write_table(out: str, header: str, rows: list[dict]) -> str:
+  """Writes ``OUT.json`` and ``OUT.md``, merging ``rows`` into the rows
+  already there for the same setting (another process may have finished
+  other rows meanwhile); each file is replaced atomically. Returns the
+  markdown."""
+  rows = merge_rows(finished_rows(out, header), rows)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  text = markdown(rows, header)
+  for suffix, body in ((".json", json.dumps({"setting": header, "rows": rows},
+                                            indent=1)), (".md", text)):
+    with open(out + suffix + ".tmp", "w") as f:
+      f.write(body)
+    os.replace(out + suffix + ".tmp", out + suffix)
+  return text
+
+
 def run(args) -> tuple[list[dict], str]:
-  """Trains (or resumes) every row; ``(rows, header)``."""
+  """Trains (or resumes) every row that ``OUT.json`` does not already hold
+  for this setting, adding each to ``OUT`` as it finishes (:func:
+  `write_table`); ``(new rows, header)``."""
   from remix_jax import train  # pylint: disable=g-import-not-at-top
   labels = dict((m, label) for label, m in ROWS)
+  header = setting(args)
+  done = {r["method"] for r in finished_rows(args.out, header)}
   rows = []
   for method in args.rows.split(","):
+    if method in done:
+      print(f"{method}: kept from {args.out}.json (delete the row to retrain)")
+      continue
     config = config_for(method, epochs=args.epochs, data_dir=args.data_dir,
                         dataset=args.dataset, model=args.model,
                         batch_size=args.batch_size,
@@ -155,11 +210,7 @@ def run(args) -> tuple[list[dict], str]:
                  "temperature": (config.sumix.temperature
                                  if config.sumix.rule == "follow" else None),
                  "diagnostics": diagnostics(read_series(workdir))})
-  header = (f"Balanced {args.dataset} (ρ = 1, every training image), "
-            f"{args.model}, {args.epochs} epochs (warm-up 1, cosine), batch "
-            f"{args.batch_size}, CutMix α = 1, seed 0; follow rule T = "
-            f"{args.temperature:g}. Wall time includes compilation and this "
-            "machine's load.")
+    write_table(args.out, header, rows[-1:])  # each row lands as it finishes
   return rows, header
 
 
@@ -187,13 +238,7 @@ def main(argv=None):
     raise SystemExit(f"--rows: unknown method(s) {', '.join(unknown)}; "
                      "choose from " + ", ".join(m for _, m in ROWS))
   rows, header = run(args)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"setting": header, "rows": rows}, f, indent=1)
-  text = markdown(rows, header)
-  with open(args.out + ".md", "w") as f:
-    f.write(text)
-  print(text)
+  print(write_table(args.out, header, rows))
 
 
 if __name__ == "__main__":

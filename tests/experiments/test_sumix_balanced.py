@@ -71,6 +71,63 @@ def test_diagnostics_and_markdown(balanced):
   assert "| 0.2–0.4 | 2 | 0.300 | 0.300 | 0.000 |" in md
 
 
+def _row(method, top1):
+  return {"label": method, "method": method, "top1": top1, "top5": 90.0,
+          "wall_minutes": 1.0, "diagnostics": None}
+
+
+def test_rows_merge_in_table_order_and_the_newer_row_wins(balanced):
+  kept = [_row("cutmix_sumix_follow", 1.0), _row("cutmix", 2.0)]
+  merged = balanced.merge_rows(kept, [_row("mixup", 3.0),
+                                      _row("cutmix", 4.0)])
+  assert [(r["method"], r["top1"]) for r in merged] == [
+      ("cutmix", 4.0), ("cutmix_sumix_follow", 1.0), ("mixup", 3.0)]
+
+
+def test_write_table_keeps_rows_of_the_same_setting_only(balanced, tmp_path):
+  out = str(tmp_path / "res" / "table")
+  balanced.write_table(out, "setting A", [_row("cutmix_sumix", 1.0)])
+  balanced.write_table(out, "setting A", [_row("cutmix", 2.0)])
+  saved = json.loads((tmp_path / "res" / "table.json").read_text())
+  assert saved["setting"] == "setting A"
+  assert [r["method"] for r in saved["rows"]] == ["cutmix", "cutmix_sumix"]
+  assert "| cutmix_sumix | 1.00 |" in (tmp_path / "res" / "table.md"
+                                       ).read_text()
+  balanced.write_table(out, "setting B", [_row("cutmix", 3.0)])
+  assert balanced.finished_rows(out, "setting A") == []
+  assert [r["top1"] for r in balanced.finished_rows(out, "setting B")] == [3.0]
+  assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
+      "table.json", "table.md"]  # no temporary file left
+
+
+def test_rows_already_in_the_table_are_not_retrained(balanced, tmp_path,
+                                                     monkeypatch):
+  from remix_jax import train
+  trained = []
+
+  def fake_train(config, workdir):
+    landed = {r["method"] for r in balanced.finished_rows(args.out, header)}
+    assert set(trained) <= landed  # each earlier row is written as it ends
+    trained.append(config.method)
+    return {"top1": 60.0, "top5": 95.0, "per_class": [0.6] * 10}
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  monkeypatch.setattr(balanced, "read_series", lambda workdir: {})
+  args = balanced.argparse.Namespace(
+      epochs=2, data_dir="/data", workdir=str(tmp_path / "runs"),
+      out=str(tmp_path / "table"), temperature=0.5,
+      rows="cutmix,cutmix_sumix,cutmix_sumix_follow", dataset="cifar10_jpeg",
+      model="resnet32", batch_size=128)
+  header = balanced.setting(args)
+  balanced.write_table(args.out, header, [_row("cutmix", 50.0)])
+  rows, _ = balanced.run(args)
+  assert trained == ["cutmix_sumix", "cutmix_sumix_follow"]
+  assert [r["method"] for r in rows] == trained
+  table = balanced.finished_rows(args.out, header)
+  assert [(r["method"], r["top1"]) for r in table] == [
+      ("cutmix", 50.0), ("cutmix_sumix", 60.0), ("cutmix_sumix_follow", 60.0)]
+
+
 def test_unknown_row_is_refused_in_one_line():
   out = subprocess.run([sys.executable, str(SCRIPT), "--rows", "cutmix,gridmix"],
                        capture_output=True, text=True, timeout=120)
