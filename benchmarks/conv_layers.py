@@ -7,10 +7,12 @@ For each stage shape (32×32×16, 16×16×32, 8×8×64; stride 1, padding 1,
 NHWC) prints the median jitted time of XLA's forward convolution, its input
 gradient (``dx``) and its kernel gradient (``dw``) computed with
 :func:`remix_jax.models.conv.make_conv_fn` at each ``--chunks`` value (1 is
-XLA's own). ``--alternatives`` also times formulations that were tried and
-rejected (BENCHMARKS.md): the forward as im2col + one dot and as nine shifted
-dots, and the kernel gradient as one im2col dot and as a ``lax.scan`` over
-chunks. With torch installed, the same layer in PyTorch eager
+XLA's own), then, where the native extension is built, the same passes on
+oneDNN (:mod:`remix_jax.models.onednn`; ``onednn dx+dw`` is both gradients
+in one jitted program, as in a train step). ``--alternatives`` also times
+formulations that were tried and rejected (BENCHMARKS.md): the forward as
+im2col + one dot and as nine shifted dots, and the kernel gradient as one
+im2col dot and as a ``lax.scan`` over chunks. With torch installed, the same layer in PyTorch eager
 ``channels_last`` (forward, and forward + backward) is the reference.
 """
 
@@ -31,6 +33,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from remix_jax.models import conv as conv_lib  # noqa: E402
+from remix_jax.models import onednn  # noqa: E402
 
 import torch_reference  # noqa: E402  (benchmarks/, beside this file)
 
@@ -109,6 +112,8 @@ def time_layer(size: int, channels: int, args) -> dict:
     out[f"dw/{chunks}"] = _median_ms(jax.jit(
         lambda x, w, g, conv=conv: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]),
         x, w, g, iters=args.iters)
+  if onednn.available():
+    out.update(time_onednn_layer(x, w, g, iters=args.iters))
   if args.alternatives:
     out["fwd im2col"] = _median_ms(jax.jit(im2col_forward), x, w,
                                    iters=args.iters)
@@ -119,6 +124,23 @@ def time_layer(size: int, channels: int, args) -> dict:
     out["dw scan/16"] = _median_ms(jax.jit(scan_kernel_grad), x, g,
                                    iters=args.iters)
   return out
+
+
+def time_onednn_layer(x, w, g, *, iters: int) -> dict:
+  """oneDNN's forward, input gradient, kernel gradient, and both gradients
+  in one program (``dx+dw``: XLA may run the two FFI calls at once)."""
+  conv = _conv(onednn.conv_general_dilated)
+  grads = lambda x, w, g: jax.vjp(conv, x, w)[1](g)
+  return {
+      "onednn fwd": _median_ms(jax.jit(conv), x, w, iters=iters),
+      "onednn dx": _median_ms(jax.jit(
+          lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0]),
+          x, w, g, iters=iters),
+      "onednn dw": _median_ms(jax.jit(
+          lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]),
+          x, w, g, iters=iters),
+      "onednn dx+dw": _median_ms(jax.jit(grads), x, w, g, iters=iters),
+  }
 
 
 def time_torch_layer(size: int, channels: int, args) -> dict:
