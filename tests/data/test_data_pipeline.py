@@ -156,3 +156,15 @@ def test_eval_counts_every_example_once(digits_dir, process_count, batch):
   single = data.create_eval_data(config(), global_batch_size=450,
                                  data_dir=digits_dir)
   np.testing.assert_allclose(images, next(single.iterate())["image"])
+
+
+def test_pipelines_run_without_autotuning(train, digits_dir):
+  """Autotuning's model thread made destroying an exhausted iterator wait
+  for its next optimization round (a stall at every epoch boundary)."""
+  from remix_jax.data import base
+  eval_data = data.create_eval_data(config(), global_batch_size=32,
+                                    data_dir=digits_dir)
+  for ds in (train.epoch_dataset(0, False, 0), eval_data.eval_dataset()):
+    options = base.finished_dataset(ds).options()
+    assert options.autotune.enabled is False
+    assert options.deterministic is True
