@@ -185,8 +185,8 @@ def write_table(out: str, header: str, rows: list[dict]) -> str:
 
 def run(args) -> tuple[list[dict], str]:
   """Trains (or resumes) every row that ``OUT.json`` does not already hold
-  for this setting, adding each to ``OUT`` as it finishes (:func:
-  `write_table`); ``(new rows, header)``."""
+  for this setting, adding each to ``OUT`` as it finishes
+  (:func:`write_table`); ``(new rows, header)``."""
   from remix_jax import train  # pylint: disable=g-import-not-at-top
   labels = dict((m, label) for label, m in ROWS)
   header = setting(args)
