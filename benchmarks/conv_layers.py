@@ -60,6 +60,14 @@ def _conv(conv_fn):
   return lambda x, w: conv_fn(x, w, (1, 1), PAD, dimension_numbers=DIMS)
 
 
+def _passes(conv):
+  """Jitted forward ``(x, w)``, input gradient and kernel gradient
+  ``(x, w, g)`` of ``conv``."""
+  return (jax.jit(conv),
+          jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0]),
+          jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]))
+
+
 def _patches(x):
   """``[N, H, W, 9C]``: the 3×3 neighbourhoods of ``x`` (zero-padded)."""
   h, w = x.shape[1:3]
@@ -101,18 +109,12 @@ def time_layer(size: int, channels: int, args) -> dict:
   x = jax.random.normal(key_x, (args.batch, size, size, channels))
   w = 0.1 * jax.random.normal(key_w, (3, 3, channels, channels))
   g = jax.random.normal(key_g, (args.batch, size, size, channels))
-  plain = _conv(lax.conv_general_dilated)
-  out = {
-      "fwd": _median_ms(jax.jit(plain), x, w, iters=args.iters),
-      "dx": _median_ms(jax.jit(
-          lambda x, w, g: jax.vjp(lambda x: plain(x, w), x)[1](g)[0]),
-          x, w, g, iters=args.iters),
-  }
+  fwd, dx, _ = _passes(_conv(lax.conv_general_dilated))
+  out = {"fwd": _median_ms(fwd, x, w, iters=args.iters),
+         "dx": _median_ms(dx, x, w, g, iters=args.iters)}
   for chunks in args.chunks:
-    conv = _conv(conv_lib.make_conv_fn(chunks))
-    out[f"dw/{chunks}"] = _median_ms(jax.jit(
-        lambda x, w, g, conv=conv: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]),
-        x, w, g, iters=args.iters)
+    dw = _passes(_conv(conv_lib.make_conv_fn(chunks)))[2]
+    out[f"dw/{chunks}"] = _median_ms(dw, x, w, g, iters=args.iters)
   if onednn.available():
     out.update(time_onednn_layer(x, w, g, iters=args.iters))
   if args.alternatives:
@@ -131,17 +133,12 @@ def time_onednn_layer(x, w, g, *, iters: int) -> dict:
   """oneDNN's forward, input gradient, kernel gradient, and both gradients
   in one program (``dx+dw``: XLA may run the two FFI calls at once)."""
   conv = _conv(onednn.conv_general_dilated)
-  grads = lambda x, w, g: jax.vjp(conv, x, w)[1](g)
-  return {
-      "onednn fwd": _median_ms(jax.jit(conv), x, w, iters=iters),
-      "onednn dx": _median_ms(jax.jit(
-          lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0]),
-          x, w, g, iters=iters),
-      "onednn dw": _median_ms(jax.jit(
-          lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]),
-          x, w, g, iters=iters),
-      "onednn dx+dw": _median_ms(jax.jit(grads), x, w, g, iters=iters),
-  }
+  fwd, dx, dw = _passes(conv)
+  grads = jax.jit(lambda x, w, g: jax.vjp(conv, x, w)[1](g))
+  return {"onednn fwd": _median_ms(fwd, x, w, iters=iters),
+          "onednn dx": _median_ms(dx, x, w, g, iters=iters),
+          "onednn dw": _median_ms(dw, x, w, g, iters=iters),
+          "onednn dx+dw": _median_ms(grads, x, w, g, iters=iters)}
 
 
 def time_torch_layer(size: int, channels: int, args) -> dict:

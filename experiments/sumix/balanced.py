@@ -237,8 +237,8 @@ def main(argv=None):
   if unknown:
     raise SystemExit(f"--rows: unknown method(s) {', '.join(unknown)}; "
                      "choose from " + ", ".join(m for _, m in ROWS))
-  rows, header = run(args)
-  print(write_table(args.out, header, rows))
+  _, header = run(args)  # each row is in OUT as soon as it finishes
+  print(markdown(finished_rows(args.out, header), header))
 
 
 if __name__ == "__main__":
