@@ -2,10 +2,12 @@
 
 By default XLA:CPU hands convolutions to YNNPACK. For ResNet-sized layers
 XLA's own (Eigen) convolutions are faster on CPU and compile faster, so the
-project keeps YNNPACK for reductions, dots and elementwise fusions only
-(BENCHMARKS.md, attempt 13). The flags only change which kernels XLA:CPU
-uses (the same math up to float reassociation) and have no effect on
-GPU/TPU.
+project keeps YNNPACK for reductions and dots only (BENCHMARKS.md, attempt
+13). Elementwise fusions stay XLA's own: run through YNNPACK beside the
+oneDNN convolutions (:mod:`remix_jax.models.onednn`), which bring their own
+OpenMP threads, they slowed the whole step (attempt 17). The flags only
+change which kernels XLA:CPU uses (the same math up to float reassociation)
+and have no effect on GPU/TPU.
 
 Importing ``remix_jax`` (or any of its modules) leaves the environment
 alone. XLA reads ``XLA_FLAGS`` once, when JAX initializes its backends at
@@ -32,8 +34,7 @@ from typing import MutableMapping, Optional
 
 #: Fusion kinds XLA:CPU may still run through YNNPACK (convolutions are not
 #: among them).
-YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_REDUCE", "LIBRARY_FUSION_TYPE_DOT",
-                    "LIBRARY_FUSION_TYPE_ELTWISE")
+YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_REDUCE", "LIBRARY_FUSION_TYPE_DOT")
 
 #: Environment variable that, set to ``1``, turns :func:`set_cpu_flags` off.
 OPT_OUT = "REMIX_JAX_XLA_DEFAULTS"

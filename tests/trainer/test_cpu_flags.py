@@ -199,3 +199,31 @@ def test_set_cpu_flags_keeps_convolutions_out_of_ynnpack():
     pytest.skip("XLA:CPU does not use YNNPACK for convolutions on this CPU, "
                 "so the flag changes nothing here")
 
+
+_FUSION_PROBE = """
+import sys
+import jax, jax.numpy as jnp
+import remix_jax
+if sys.argv[1] == "set":
+  remix_jax.cpu_flags.set_cpu_flags()
+x = jnp.ones((128, 32, 32, 16))
+relu = jax.jit(lambda a, b: jnp.maximum(2 * a + b, 0)).lower(x, x)
+sums = jax.jit(lambda a: a.sum(axis=(0, 1, 2))).lower(x)
+print(*("ynn" if "ynn_fusion" in f.compile().as_text() else "xla"
+        for f in (relu, sums)))
+"""
+
+
+def _fusion_backends(mode: str, xla_flags: str = "") -> list[str]:
+  env = _clean_env(**({"XLA_FLAGS": xla_flags} if xla_flags else {}))
+  return _run(_FUSION_PROBE, mode, env=env).stdout.split()[-2:]
+
+
+def test_set_cpu_flags_keeps_elementwise_fusions_out_of_ynnpack():
+  """Elementwise fusions stay XLA's own (beside oneDNN's OpenMP threads
+  YNNPACK's slowed the step); reductions still go to YNNPACK."""
+  eltwise_in_ynn = _fusion_backends(
+      "plain", FLAG + "LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE")
+  if eltwise_in_ynn != ["ynn", "ynn"]:
+    pytest.skip("XLA:CPU has no YNNPACK fusions on this CPU")
+  assert _fusion_backends("set") == ["xla", "ynn"]

@@ -251,10 +251,36 @@ def test_nan_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
-def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(tmp_path):
-  """lr 20: the state goes NaN in epoch 2 while the logged loss is finite."""
+def _poison_batch_stats_after(step: int):
+  """A ``steps.make_train_step`` whose steps set every BatchNorm statistic to
+  NaN once the state reaches ``step`` (as when a diverging run's running
+  variance overflows), leaving the parameters, and so the loss, finite."""
+  make_train_step = steps.make_train_step
+
+  def make(*args, **kwargs):
+    train_step = make_train_step(*args, **kwargs)
+
+    def poisoned(state, images, labels):
+      state, metrics = train_step(state, images, labels)
+      if int(state.step) == step:
+        state = state._replace(batch_stats=jax.tree.map(
+            lambda x: jax.device_put(np.full(x.shape, np.nan, x.dtype),
+                                     x.sharding), state.batch_stats))
+      return state, metrics
+
+    return poisoned
+
+  return make
+
+
+def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(
+    tmp_path, monkeypatch):
+  """The state goes NaN at step 20 (epoch 2) while the logged loss stays
+  finite: the save at step 32 refuses it, checkpoint 16 stays the last, and
+  the run continues from it with a changed learning rate."""
   from remix_jax import checkpointing
-  config = tiny_config(num_epochs=4, learning_rate=20.0, warmup_epochs=0.0)
+  monkeypatch.setattr(steps, "make_train_step", _poison_batch_stats_after(20))
+  config = tiny_config(num_epochs=4, learning_rate=0.2)
   with pytest.raises(FloatingPointError,
                      match=r"train state holds NaN/Inf at step 32; .*"
                      r"--allow_changes=learning_rate to continue from "
@@ -264,8 +290,9 @@ def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(tmp_path):
   ckpt = checkpointing.Checkpointer(str(tmp_path))
   assert ckpt.all_steps() == [16]
   ckpt.close()
+  monkeypatch.undo()
   config.learning_rate = 0.05
-  with pytest.raises(ValueError, match="learning_rate 20.0 -> 0.05"):
+  with pytest.raises(ValueError, match="learning_rate 0.2 -> 0.05"):
     train.train_and_evaluate(config, str(tmp_path))
   result = train.train_and_evaluate(config, str(tmp_path),
                                     allow_changes=["learning_rate"])
