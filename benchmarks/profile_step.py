@@ -9,7 +9,9 @@ CIFAR-sized data, traces ``--steps`` steps after warm-up with
 ``--xla_cpu_enable_xprof_traceme``) and prints the mean time per step of
 each kind of compiled operation (the fusion name without its number), e.g.
 ``ynn_fusion`` (convolutions run by YNNPACK) or ``transpose_copy_fusion``
-(layout changes).
+(layout changes), then how the ops share the wall clock
+(``trace_timeline.py``: oneDNN calls and XLA's ops, their overlap and the
+time no op ran).
 """
 
 import argparse
@@ -37,24 +39,28 @@ from configs import cifar_lt  # noqa: E402
 from remix_jax import parallel  # noqa: E402
 from remix_jax import train  # noqa: E402
 
+import trace_timeline  # noqa: E402  (benchmarks/, beside this file)
+
 COUNTS = np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])
 #: Trace events that are not compiled operations (host-side bookkeeping).
 _HOST_EVENT = re.compile(r"^\$|Execute|Pjit|Await|CreateOutputs|Handle inputs|"
                          r"ParseArguments|^end: ")
 
 
-def op_kind_totals(trace_file: str) -> tuple[collections.Counter,
-                                              collections.Counter]:
-  """Summed microseconds and counts of each op kind in a Perfetto trace."""
+def op_events(trace_file: str) -> list[dict]:
+  """The compiled operations' complete events of a Perfetto trace."""
   with gzip.open(trace_file) as f:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  return [e for e in events if e.get("ph") == "X"
+          and not _HOST_EVENT.search(e.get("name", ""))]
+
+
+def op_kind_totals(events) -> tuple[collections.Counter, collections.Counter]:
+  """Summed microseconds and counts of each op kind."""
   total, count = collections.Counter(), collections.Counter()
   for event in events:
-    name = event.get("name", "")
-    if event.get("ph") != "X" or _HOST_EVENT.search(name):
-      continue
-    kind = re.sub(r"[.\d]+$", "", name)
+    kind = re.sub(r"[.\d]+$", "", event["name"])
     total[kind] += event["dur"]
     count[kind] += 1
   return total, count
@@ -86,7 +92,8 @@ def main():
         state, metrics = step(state, *batch)
       jax.block_until_ready(metrics)
     trace_file = glob.glob(f"{logdir}/**/*.trace.json.gz", recursive=True)[0]
-    total, count = op_kind_totals(trace_file)
+    events = op_events(trace_file)
+  total, count = op_kind_totals(events)
   chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch)
   print(f"{args.method} step, resnet32, batch {args.batch}, weight_grad_chunks "
         f"{chunks}: ms per step by op kind (mean of {args.steps} steps)")
@@ -97,6 +104,10 @@ def main():
     if ms >= 0.5:
       print(f"| {kind} | {ms:.1f} | {count[kind] // args.steps} |")
   print(f"| all ops | {sum(total.values()) / args.steps / 1e3:.1f} | |")
+  t = trace_timeline.timeline(events, args.steps)
+  print(f"wall clock, ms per step: span {t['span']:.1f} = busy {t['busy']:.1f}"
+        f" + idle {t['idle']:.1f}; oneDNN calls {t['native']:.1f}, XLA ops "
+        f"{t['other']:.1f}, both at once {t['overlap']:.1f}")
 
 
 if __name__ == "__main__":
