@@ -29,7 +29,8 @@ from remix_jax import plots
 from remix_jax import report
 
 #: Metrics aggregated over seeds (``per_class`` element-wise).
-METRICS = ("top1", "head", "mid", "tail", "per_class")
+METRICS = ("top1", "head", "mid", "tail", "many", "medium", "few",
+           "per_class")
 
 
 # --- Aggregation ------------------------------------------------------------
@@ -157,12 +158,16 @@ def markdown(table: str, summaries: Sequence[CellSummary],
            "Ours: mean ± sample std over the finished seeds (n). Paper: Chou "
            "et al. 2020 (Tables 1, 2, 5; ResNet-32 on CIFAR, ResNet-18 on "
            "CINIC; 300 epochs, mean of 5 runs); Δ = ours − paper; – = no "
-           "paper number.", ""]
+           "paper number. Head / mid / tail: the largest 30 %, middle 40 % "
+           "and smallest 30 % of the classes; many / medium / few: classes "
+           "with more than 100, 20–100 and fewer than 20 training images "
+           "(– where no class is one).", ""]
   for group in dict.fromkeys(s.cell.group for s in summaries):
     members = [s for s in summaries if s.cell.group == group]
     lines += [f"## {_group_title(group)}", "",
               "| method | n | top-1 (ours) | top-1 (paper) | Δ | head | mid "
-              "| tail | status |", "|---|---|---|---|---|---|---|---|---|"]
+              "| tail | many | medium | few | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in members:
       mean, std = s.stats["mean"], s.stats["std"]
       paper = report.fmt(s.paper)
@@ -171,7 +176,7 @@ def markdown(table: str, summaries: Sequence[CellSummary],
       delta = (None if s.top1 is None or s.paper is None
                else s.top1 - s.paper)
       cols = [pm(mean[k], std[k]) if s.finished else "–"
-              for k in ("top1", "head", "mid", "tail")]
+              for k in METRICS[:-1]]
       status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
                          if r.state != FINISHED) or "finished"
       branched = [_branch_note(r) for r in s.runs if r.branch]

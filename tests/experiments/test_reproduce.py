@@ -27,7 +27,9 @@ def _metrics(top1, per_class=None):
   return {"top1": top1, "top5": 99.0, "per_class": per_class,
           "head": float(np.mean(per_class[:3])),
           "mid": float(np.mean(per_class[3:7])),
-          "tail": float(np.mean(per_class[7:]))}
+          "tail": float(np.mean(per_class[7:])),
+          "many": float(np.mean(per_class[:8])),
+          "medium": float(np.mean(per_class[8:])), "few": None}
 
 
 def _finish(runs_dir, cell, seed, metrics):
@@ -144,9 +146,14 @@ def test_report_markdown_json_and_plots(tmp_path):
   paper_report.write_report("fake", cells, runs_dir, results_dir)
   md = (tmp_path / "results" / "fake.md").read_text()
   assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 |" in md
+  # head, mid, tail, many (classes 0-7), medium (8-9), few (none).
+  assert ("| Mixup | 2 | 72.00 ± 0.71 | 73.09 (Table 1) | -1.09 | 83.83 ± "
+          "0.71 | 60.50 ± 0.71 | 37.17 ± 0.71 | 67.17 ± 0.71 | 33.83 ± 0.71 | "
+          "– | finished |") in md
   assert "| Remix-CM | 2 | 75.50 ± 0.71 | 76.59 (Table 5) | -1.09 |" in md
   assert "| CutMix+SUMix | 2 | 74.50 ± 0.71 | – | – |" in md
-  assert ("| Remix-DRW | 0 | – | 79.76 (Table 1) | – | – | – | – | s0: in "
+  assert ("| Remix-DRW | 0 | – | 79.76 (Table 1) | – | – | – | – | – | – | "
+          "– | s0: in "
           "progress (checkpoint at step 200); s1: not started |") in md
   assert "| 9 | truck | 50 | 30.50 ± 0.71 |" in md
   assert "- ERM < Mixup: holds (+2.00 vs paper +1.23)" in md
