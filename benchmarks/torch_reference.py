@@ -1,7 +1,11 @@
-"""The PyTorch reference for ``benchmarks/train_step.py``: LDAM-DRW's
-ResNet-32 (``models/resnet_cifar.py`` of Cao et al. 2019: 3×5 BasicBlocks,
-16/32/64 channels, option-A shortcuts) with SGD momentum 0.9 and weight decay
-2e-4, timed in eager mode with ``channels_last`` tensors.
+"""The PyTorch references for ``benchmarks/train_step.py``, timed in eager
+mode with ``channels_last`` tensors, SGD momentum 0.9 and weight decay 2e-4:
+
+- ``resnet32``: LDAM-DRW's ResNet-32 (``models/resnet_cifar.py`` of Cao et
+  al. 2019: 3×5 BasicBlocks, 16/32/64 channels, option-A shortcuts);
+- ``resnet18``: the CIFAR ResNet-18 of ``remix_jax.models`` (3×3 stem
+  without max-pool, 4×2 BasicBlocks, 64…512 channels, 1×1 conv + BN
+  shortcuts where the shape changes).
 
 Optional: needs ``pip install torch==2.13.0`` (the CPU build; or
 ``pip install -e ".[bench]"``). :func:`available` says whether torch imports.
@@ -21,55 +25,72 @@ def available() -> bool:
   return True
 
 
-def _resnet32(num_classes: int = 10):
+#: The models this module can time.
+MODELS = ("resnet32", "resnet18")
+
+
+def _model(name: str, num_classes: int = 10):
+  """The PyTorch network ``name`` (a key of :data:`MODELS`), NCHW."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
 
   class Block(nn.Module):
+    """A BasicBlock; where the shape changes, option A (strided, zero-padded
+    channels) or B (1×1 conv + BN) shortcut."""
 
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, shortcut):
       super().__init__()
       self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
       self.bn1 = nn.BatchNorm2d(cout)
       self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
       self.bn2 = nn.BatchNorm2d(cout)
       self.pad = cout - cin
-      self.stride = stride
+      self.reshape = stride != 1 or cin != cout
+      self.project = None
+      if self.reshape and shortcut == "B":
+        self.project = nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
       out = F.relu(self.bn1(self.conv1(x)))
       out = self.bn2(self.conv2(out))
       short = x
-      if self.stride != 1 or self.pad:
+      if self.project is not None:
+        short = self.project(x)
+      elif self.reshape:
         short = F.pad(x[:, :, ::2, ::2],
                       (0, 0, 0, 0, self.pad // 2, self.pad // 2))
       return F.relu(out + short)
 
-  class ResNet32(nn.Module):
+  class ResNet(nn.Module):
 
-    def __init__(self):
+    def __init__(self, stem, stages, blocks, shortcut):
       super().__init__()
-      self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-      self.bn = nn.BatchNorm2d(16)
-      layers, cin = [], 16
-      for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for i in range(5):
-          layers.append(Block(cin, cout, stride if i == 0 else 1))
+      self.conv = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
+      self.bn = nn.BatchNorm2d(stem)
+      layers, cin = [], stem
+      for s, cout in enumerate(stages):
+        for i in range(blocks):
+          stride = 2 if s > 0 and i == 0 else 1
+          layers.append(Block(cin, cout, stride, shortcut))
           cin = cout
       self.layers = nn.Sequential(*layers)
-      self.fc = nn.Linear(64, num_classes)
+      self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
       x = self.layers(F.relu(self.bn(self.conv(x))))
       return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
-  return ResNet32()
+  if name == "resnet32":
+    return ResNet(16, (16, 32, 64), 5, "A")
+  return ResNet(64, (64, 128, 256, 512), 2, "B")
 
 
-def time_resnet32(batch: int, iters: int, *, channels_last: bool = True,
-                  seed: int = 0) -> dict:
-  """Median train-step and forward times of the eager PyTorch ResNet-32.
+def time_model(name: str, batch: int, iters: int, *,
+               channels_last: bool = True, seed: int = 0) -> dict:
+  """Median train-step and forward times of eager PyTorch model ``name``
+  (one of :data:`MODELS`) on CIFAR-sized random data.
 
   Returns:
     ``{'step_s', 'eval_s', 'threads', 'version'}``.
@@ -77,7 +98,7 @@ def time_resnet32(batch: int, iters: int, *, channels_last: bool = True,
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(seed)
   fmt = torch.channels_last if channels_last else torch.contiguous_format
-  model = _resnet32().to(memory_format=fmt)
+  model = _model(name).to(memory_format=fmt)
   opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
                         weight_decay=2e-4)
   x = torch.randn(batch, 3, 32, 32).to(memory_format=fmt)

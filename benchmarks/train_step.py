@@ -1,7 +1,7 @@
-"""Times the jitted train and eval steps of ResNet-32 on CIFAR-sized batches.
+"""Times the jitted train and eval steps of a ResNet on CIFAR-sized batches.
 
     python benchmarks/train_step.py [--batch 128] [--iters 20] [--devices 0]
-        [--mixers erm,mixup,cutmix,...] [--model resnet32]
+        [--mixers erm,mixup,cutmix,...] [--model resnet32|resnet18]
         [--conv_impls xla,onednn]
 
 Uses the trainer's own step (``remix_jax.train.build``: model, mixer, Remix
@@ -13,9 +13,9 @@ time of one step after warm-up, images/s, and the mixer's share of the step
 (``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
 pass), SUMix's step time as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
-torch==2.13.0``), the same network in PyTorch eager ``channels_last``
-(``benchmarks/torch_reference.py``) is timed in the same run and the JAX /
-PyTorch ratios are printed.
+torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
+eager ``channels_last`` (``benchmarks/torch_reference.py``) is timed in the
+same run and the JAX / PyTorch ratios are printed.
 """
 
 import argparse
@@ -141,16 +141,16 @@ def main():
   for impl, base in erm_results.items():
     print(f"{impl}: eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
           f"{args.batch / base['eval_s']:.0f} images/s")
-  if args.no_torch or args.model != "resnet32":
+  if args.no_torch or args.model not in torch_reference.MODELS:
     return
   if not torch_reference.available():
     print("PyTorch reference skipped: torch is not installed "
           "(pip install torch==2.13.0, the CPU build)")
     return
-  ref = torch_reference.time_resnet32(args.batch, args.iters)
+  ref = torch_reference.time_model(args.model, args.batch, args.iters)
   torch_train = args.batch / ref["step_s"]
   torch_eval = args.batch / ref["eval_s"]
-  print(f"PyTorch {ref['version']} eager channels_last ResNet-32 "
+  print(f"PyTorch {ref['version']} eager channels_last {args.model} "
         f"({ref['threads']} threads): train {torch_train:.0f} images/s, "
         f"eval {torch_eval:.0f} images/s")
   for impl, base in erm_results.items():
