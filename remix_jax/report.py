@@ -26,24 +26,62 @@ def markdown_table(metrics: dict, class_counts, class_names) -> str:
   return "\n".join(lines) + "\n"
 
 
+PROGRESS_FILE = "progress.json"
+
+
+def _read_progress(workdir: str) -> dict:
+  try:
+    with open(os.path.join(workdir, PROGRESS_FILE)) as f:
+      progress = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return progress if isinstance(progress, dict) else {}
+
+
+def _write_progress(workdir: str, progress: dict) -> None:
+  path = os.path.join(workdir, PROGRESS_FILE)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(progress, f)
+  os.replace(tmp, path)
+
+
+def resumed_at(workdir: str) -> list[int]:
+  """The steps at which training of ``workdir`` went on from a checkpoint
+  after it had stopped (an interruption, or a base run stopped at the
+  switch epoch of its deferred runs; :func:`record_resume`), in order."""
+  steps = _read_progress(workdir).get("resumed_at", [])
+  return [int(s) for s in steps] if isinstance(steps, list) else []
+
+
+def record_resume(workdir: str, step: int) -> None:
+  """Adds ``step`` to the resumes kept in ``progress.json``, so that the
+  run's results say where it restarted."""
+  progress = _read_progress(workdir)
+  progress["resumed_at"] = sorted(set(resumed_at(workdir)) | {int(step)})
+  _write_progress(workdir, progress)
+
+
 def write_progress(workdir: str, *, epoch: int, step: int,
                    metrics: dict) -> None:
   """Writes ``progress.json``: the last evaluated epoch, its step and test
   top-1, for whoever watches a run still in progress (the full history is in
-  the TensorBoard events)."""
-  with open(os.path.join(workdir, "progress.json"), "w") as f:
-    json.dump({"epoch": int(epoch), "step": int(step),
-               "top1": metrics.get("top1")}, f)
+  the TensorBoard events), keeping the recorded resumes."""
+  _write_progress(workdir, {"epoch": int(epoch), "step": int(step),
+                            "top1": metrics.get("top1"),
+                            "resumed_at": resumed_at(workdir)})
 
 
 def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
-  """Writes ``results.json``, ``results.md`` and ``per_class.png``."""
+  """Writes ``results.json`` (with the steps the run resumed at),
+  ``results.md`` and ``per_class.png``."""
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"metrics": metrics,
                "class_counts": [int(n) for n in class_counts],
                "class_names": list(class_names),
-               "config": json.loads(config_json)}, f, indent=1)
+               "config": json.loads(config_json),
+               "resumed_at": resumed_at(workdir)}, f, indent=1)
   table = markdown_table(metrics, class_counts, class_names)
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write(f"# {title}\n\n{table}")

@@ -395,6 +395,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
     ckpt.close()
     return {"stopped": True, "step": step, "epoch": step // steps_per_epoch,
             "steps_per_epoch": steps_per_epoch}
+  if restored is not None and step < total_steps and process == 0:
+    report.record_resume(workdir, step)
 
   def save(at: int, state):
     ckpt.save(at, state)

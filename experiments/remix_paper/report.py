@@ -150,6 +150,12 @@ def _branch_note(run: Run) -> str:
           f"at epoch {run.branch['epoch']}")
 
 
+def _restart_note(run: Run) -> str:
+  steps = run.restarts
+  return (f"s{run.seed}: resumed from checkpoint{'s' * (len(steps) > 1)} "
+          f"{', '.join(map(str, steps))}")
+
+
 def markdown(table: str, summaries: Sequence[CellSummary],
              orderings: Sequence[dict]) -> str:
   """The report of one table: a summary row per cell (ours next to the
@@ -179,9 +185,10 @@ def markdown(table: str, summaries: Sequence[CellSummary],
               for k in METRICS[:-1]]
       status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
                          if r.state != FINISHED) or "finished"
-      branched = [_branch_note(r) for r in s.runs if r.branch]
-      if branched:
-        status += " (" + "; ".join(branched) + ")"
+      notes = ([_branch_note(r) for r in s.runs if r.branch]
+               + [_restart_note(r) for r in s.runs if r.restarts])
+      if notes:
+        status += " (" + "; ".join(notes) + ")"
       lines.append(
           f"| {method_label(s.cell.method)} | {s.stats['n']} | {cols[0]} | "
           f"{paper} | {'–' if delta is None else f'{delta:+.2f}'} | "
@@ -238,7 +245,8 @@ def report_json(table: str, summaries: Sequence[CellSummary],
           "runs": [{"seed": r.seed, "workdir": r.workdir, "state": r.state,
                     "step": r.step, "epoch": r.epoch, "top1": r.top1,
                     "archived": r.archived, "status": r.describe(),
-                    "branch": r.branch, "curve": r.curve}
+                    "branch": r.branch, "resumed_at": r.resumed_at,
+                    "curve": r.curve}
                    for r in s.runs],
       } for s in summaries],
       "orderings": list(orderings),
@@ -261,8 +269,8 @@ def _archive(runs: Sequence[Run], archive: str) -> None:
     elif not run.archived and run.epoch is not None:
       os.makedirs(archive, exist_ok=True)
       with open(progress_copy, "w") as f:
-        json.dump({"epoch": run.epoch, "top1": run.top1, **extra}, f,
-                  indent=1)
+        json.dump({"epoch": run.epoch, "top1": run.top1,
+                   "resumed_at": run.resumed_at, **extra}, f, indent=1)
 
 
 def write_report(table: str, cells: Sequence[Cell], runs_dir: str,

@@ -46,6 +46,9 @@ class Run:
       starts with its base's up to the branch).
     branch: the parsed ``branch.json`` (``base``, ``step``, ``epoch``), or
       ``None`` for a run trained from step 0.
+    resumed_at: steps at which the run went on from a checkpoint after it
+      stopped (``resumed_at`` of ``progress.json`` or ``results.json``), a
+      branched run's start included.
   """
 
   cell: Cell
@@ -59,6 +62,13 @@ class Run:
   archived: bool = False
   curve: list = dataclasses.field(default_factory=list)
   branch: Optional[dict] = None
+  resumed_at: list = dataclasses.field(default_factory=list)
+
+  @property
+  def restarts(self) -> list[int]:
+    """:attr:`resumed_at` without a branched run's start from its base."""
+    start = None if self.branch is None else self.branch.get("step")
+    return [s for s in self.resumed_at if s != start]
 
   def describe(self) -> str:
     """A short status line, e.g. ``'in progress (checkpoint at step 768)'``."""
@@ -136,6 +146,13 @@ def _read_progress(run: Run, progress: Optional[dict]) -> None:
     run.epoch = progress["epoch"]
   if isinstance(progress.get("top1"), (int, float)):
     run.top1 = float(progress["top1"])
+  _read_resumes(run, progress)
+
+
+def _read_resumes(run: Run, record: dict) -> None:
+  steps = record.get("resumed_at")
+  if isinstance(steps, list):
+    run.resumed_at = [int(x) for x in steps]
 
 
 def full_curve(run: Run) -> list[list]:
@@ -170,6 +187,7 @@ def run_status(cell: Cell, seed: int, runs_dir: str,
     copy = results = read_json(os.path.join(archive, name + ".json"))
   if results is not None and "metrics" in results:
     run.state, run.results = FINISHED, results
+    _read_resumes(run, results)
   elif here:
     run.state = IN_PROGRESS
     run.step = max(checkpointing.saved_steps(workdir), default=None)

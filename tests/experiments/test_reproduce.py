@@ -203,7 +203,7 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   drw = cells[3]
   workdir = tmp_path / "runs" / drw.run_name(0)
   (workdir / "progress.json").write_text(
-      '{"epoch": 10, "step": 960, "top1": 45.45}')
+      '{"epoch": 10, "step": 960, "top1": 45.45, "resumed_at": [480, 800]}')
   paper_report.write_report("fake", cells, runs_dir, results_dir)
   archive = tmp_path / "results" / "runs" / "fake"
   copy = archive / f"{drw.run_name(0)}.progress.json"
@@ -211,6 +211,7 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   assert not (archive / f"{drw.run_name(1)}.progress.json").exists()
   md = (tmp_path / "results" / "fake.md").read_text()
   assert "s0: in progress, last evaluated epoch 10 (top-1 45.45); s1:" in md
+  assert "not started (s0: resumed from checkpoints 480, 800) |" in md
 
   shutil.rmtree(workdir)
   run = status.run_status(drw, 0, runs_dir, str(archive))
@@ -221,6 +222,7 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   paper_report.write_report("fake", cells, runs_dir, results_dir)
   assert "its checkpoint is not on this machine; s1: not started" in (
       tmp_path / "results" / "fake.md").read_text()
+  assert run.resumed_at == [480, 800]  # kept in the archived copy
   assert json.loads(copy.read_text())["top1"] == 45.45  # kept, not dropped
   report = json.loads((tmp_path / "results" / "fake.json").read_text())
   assert report["cells"][3]["runs"][0]["archived"] is True

@@ -116,6 +116,12 @@ def test_branch_and_continue_equals_training_from_scratch(tmp_path):
   md = (tmp_path / "results" / "tiny.md").read_text()
   assert "s0: branched from ERM at epoch 2" in md
   erm_run, drw_run = summaries[0].runs[0], summaries[1].runs[0]
+  # Both went on from checkpoint 2·spe: the base after stopping at the
+  # switch (a restart the report names), the branch at its start (not one).
+  assert erm_run.resumed_at == drw_run.resumed_at == [branch["step"]]
+  assert (erm_run.restarts, drw_run.restarts) == ([branch["step"]], [])
+  assert md.count("resumed from checkpoint") == 1
+  assert f"s0: resumed from checkpoint {branch['step']})" in md
   assert [p[0] for p in drw_run.curve] == [1, 2, 3]
   assert drw_run.curve[:2] == erm_run.curve[:2]
   assert drw_run.curve[2][1] == pytest.approx(scratch["top1"], abs=0.01)

@@ -368,6 +368,11 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
   b = json.loads((tmp_path / "straight" / "results.json").read_text())[
       "metrics"]
   assert a["per_class"] == b["per_class"] and a["top1"] == b["top1"]
+  # The results say where the interrupted run went on from a checkpoint.
+  assert json.loads((run_dir / "results.json").read_text())[
+      "resumed_at"] == [saved[-1]]
+  assert json.loads((tmp_path / "straight" / "results.json").read_text())[
+      "resumed_at"] == []
 
 
 def _free_port():
