@@ -1,4 +1,6 @@
-"""End-of-run artefacts: ``results.json``, ``results.md`` and a per-class plot."""
+"""A run's artefacts: ``progress.json`` while it trains (the last evaluation
+and the steps it resumed at), then ``results.json``, ``results.md`` and a
+per-class plot."""
 
 from __future__ import annotations
 
