@@ -48,19 +48,23 @@ def _write_progress(workdir: str, progress: dict) -> None:
   os.replace(tmp, path)
 
 
+def _resumes(progress: dict) -> list[int]:
+  steps = progress.get("resumed_at", [])
+  return [int(s) for s in steps] if isinstance(steps, list) else []
+
+
 def resumed_at(workdir: str) -> list[int]:
   """The steps at which training of ``workdir`` went on from a checkpoint
   after it had stopped (an interruption, or a base run stopped at the
   switch epoch of its deferred runs; :func:`record_resume`), in order."""
-  steps = _read_progress(workdir).get("resumed_at", [])
-  return [int(s) for s in steps] if isinstance(steps, list) else []
+  return _resumes(_read_progress(workdir))
 
 
 def record_resume(workdir: str, step: int) -> None:
   """Adds ``step`` to the resumes kept in ``progress.json``, so that the
   run's results say where it restarted."""
   progress = _read_progress(workdir)
-  progress["resumed_at"] = sorted(set(resumed_at(workdir)) | {int(step)})
+  progress["resumed_at"] = sorted(set(_resumes(progress)) | {int(step)})
   _write_progress(workdir, progress)
 
 

@@ -1,5 +1,5 @@
 """benchmarks/torch_reference.py times the same networks as ours: equal
-parameter counts per model and layer kind (needs torch, else skipped)."""
+parameter counts and conv kernel shapes (needs torch, else skipped)."""
 
 import jax
 import numpy as np
