@@ -1,4 +1,4 @@
-"""Builds remix_jax's optional native extension: oneDNN convolutions for XLA:CPU.
+"""Builds remix_jax's optional native extension: oneDNN kernels for XLA:CPU.
 
 ``remix_jax/_onednn_conv`` holds XLA FFI handlers (``remix_jax/csrc``) that
 JAX calls through ``jax.ffi``; it is not a Python module and is loaded with
@@ -66,7 +66,9 @@ setup(
     ext_modules=[
         Extension(
             "remix_jax._onednn_conv",
-            sources=["remix_jax/csrc/onednn_conv.cc"],
+            sources=["remix_jax/csrc/onednn_conv.cc",
+                     "remix_jax/csrc/onednn_batch_norm.cc"],
+            depends=["remix_jax/csrc/onednn_common.h"],
             language="c++",
             extra_compile_args=["-std=c++17", "-O2", "-w"],
             # libdnnl.so.3 is loaded by remix_jax.models.onednn before this

@@ -23,6 +23,11 @@ calls it before its first JAX computation (importing JAX first is fine)::
 
 A flag already named in ``XLA_FLAGS`` is left as the user set it;
 ``REMIX_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults altogether.
+
+:func:`set_cpu_flags` also makes glibc's allocator keep the memory XLA
+frees (:func:`remix_jax.host_memory.keep_freed_memory`), which it must do
+before XLA starts its threads; ``REMIX_JAX_MALLOC_DEFAULTS=1`` keeps
+glibc's defaults.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import logging
 import os
 import sys
 from typing import MutableMapping, Optional
+
+from remix_jax import host_memory
 
 #: Fusion kinds XLA:CPU may still run through YNNPACK (convolutions are not
 #: among them).
@@ -84,6 +91,8 @@ def set_cpu_flags(
   """
   own_process = environ is None or environ is os.environ
   environ = os.environ if environ is None else environ
+  if own_process and not jax_backends_initialized():
+    host_memory.keep_freed_memory()
   if environ.get(OPT_OUT) == "1":
     return []
   current = environ.get("XLA_FLAGS", "")

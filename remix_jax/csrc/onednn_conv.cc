@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -30,6 +31,12 @@ namespace ffi = xla::ffi;
 namespace {
 
 using dnnl::memory;
+using remix_onednn::Aligned;
+using remix_onednn::Bytes;
+using remix_onednn::Engine;
+using remix_onednn::Scratch;
+using remix_onednn::ScratchpadAttr;
+using remix_onednn::Stream;
 using Dims = memory::dims;
 using Tag = memory::format_tag;
 
@@ -56,31 +63,6 @@ struct Geometry {
   Dims pad_begin() const { return {pt, pl}; }
   Dims pad_end() const { return {pb, pr}; }
 };
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-dnnl::stream& Stream() {
-  thread_local dnnl::stream stream(Engine());
-  return stream;
-}
-
-// A 64-byte aligned per-thread scratch area that only grows.
-void* Scratch(size_t bytes) {
-  thread_local std::vector<uint64_t> buffer;
-  size_t words = (bytes + 2 * sizeof(uint64_t) + 63) / sizeof(uint64_t);
-  if (buffer.size() < words) buffer.resize(words);
-  auto addr = reinterpret_cast<uintptr_t>(buffer.data());
-  return reinterpret_cast<void*>((addr + 63) & ~uintptr_t{63});
-}
-
-dnnl::primitive_attr ScratchpadAttr() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
 
 dnnl::convolution_forward::primitive_desc ForwardPd(const Geometry& g) {
   return dnnl::convolution_forward::primitive_desc(
@@ -150,9 +132,6 @@ const Plan& GetPlan(const Geometry& g, Pass pass) {
   return *slot;
 }
 
-// `bytes` rounded up to a multiple of 64.
-size_t Aligned(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
-
 ffi::Error CheckGeometry(const Geometry& g) {
   if (g.n < 1 || g.h < 1 || g.w < 1 || g.c < 1 || g.kh < 1 || g.kw < 1 ||
       g.o < 1 || g.sh < 1 || g.sw < 1 || g.pt < 0 || g.pb < 0 || g.pl < 0 ||
@@ -184,10 +163,9 @@ ffi::Error Execute(const Plan& plan, int weights_arg, void* hwio_weights,
     memory hwio(plan.hwio_md, Engine(), hwio_weights);
     memory weights = hwio;
     if (plan.needs_reorder) weights = memory(plan.weights_md, Engine(), base);
-    memory reorder_pad(
-        dnnl::memory::desc({static_cast<int64_t>(plan.reorder_scratch)},
-                           memory::data_type::u8, Tag::x),
-        Engine(), base + weights_bytes + Aligned(plan.scratchpad_bytes));
+    memory reorder_pad = Bytes(
+        plan.reorder_scratch,
+        base + weights_bytes + Aligned(plan.scratchpad_bytes));
     const bool weights_in = weights_arg != DNNL_ARG_DIFF_WEIGHTS;
     if (plan.needs_reorder && weights_in) {
       plan.weights_reorder.execute(stream, {{DNNL_ARG_FROM, hwio},
@@ -195,10 +173,8 @@ ffi::Error Execute(const Plan& plan, int weights_arg, void* hwio_weights,
                                             {DNNL_ARG_SCRATCHPAD, reorder_pad}});
     }
     args[weights_arg] = weights;
-    args[DNNL_ARG_SCRATCHPAD] = memory(
-        dnnl::memory::desc({static_cast<int64_t>(plan.scratchpad_bytes)},
-                           memory::data_type::u8, Tag::x),
-        Engine(), base + weights_bytes);
+    args[DNNL_ARG_SCRATCHPAD] =
+        Bytes(plan.scratchpad_bytes, base + weights_bytes);
     plan.primitive.execute(stream, args);
     if (plan.needs_reorder && !weights_in) {
       plan.weights_reorder.execute(stream, {{DNNL_ARG_FROM, weights},

@@ -68,7 +68,7 @@ class BasicBlock(ResidualBlock):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, width]``."""
-    h = nnx.relu(self.bn1(self.conv1(x)))
+    h = self.bn1(self.conv1(x), relu=True)
     return self._merge(self.bn2(self.conv2(h)), x)
 
 
@@ -107,8 +107,8 @@ class Bottleneck(ResidualBlock):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, 4·width]``."""
-    h = nnx.relu(self.bn1(self.conv1(x)))
-    h = nnx.relu(self.bn2(self.conv2(h)))
+    h = self.bn1(self.conv1(x), relu=True)
+    h = self.bn2(self.conv2(h), relu=True)
     return self._merge(self.bn3(self.conv3(h)), x)
 
 

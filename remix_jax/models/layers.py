@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from remix_jax.models import batch_norm as batch_norm_lib
 from remix_jax.models import conv as conv_lib
 from remix_jax.models import initializers
 
@@ -34,9 +35,10 @@ class LayerFactory:
     weight_grad_chunks: batch chunks of each conv's kernel gradient
       (:func:`remix_jax.models.conv.make_conv_fn`; same values, faster on
       XLA:CPU); ``1`` is the plain ``lax.conv_general_dilated``.
-    conv_impl: ``"xla"`` or ``"onednn"`` (oneDNN's convolutions on
-      XLA:CPU, :mod:`remix_jax.models.onednn`; ``weight_grad_chunks`` then
-      does not apply).
+    conv_impl: ``"xla"`` or ``"onednn"`` (oneDNN's convolutions and
+      training-mode BatchNorm on XLA:CPU, :mod:`remix_jax.models.onednn`,
+      :mod:`remix_jax.models.onednn_batch_norm`; ``weight_grad_chunks``
+      then does not apply).
   """
 
   dtype: Any
@@ -72,23 +74,26 @@ class LayerFactory:
                                                   self.conv_impl),
         rngs=rngs)
 
-  def batch_norm(self, channels: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  def batch_norm(self, channels: int, *,
+                 rngs: nnx.Rngs) -> batch_norm_lib.BatchNorm:
     """A BatchNorm over the channel axis (train mode until ``.eval()``).
 
     ``y = γ·(x − μ)/√(σ² + ε) + β`` with batch statistics in train mode and
-    running ones (``r ← 0.9·r + 0.1·batch``) in eval mode.
+    running ones (``r ← 0.9·r + 0.1·batch``) in eval mode; call it with
+    ``relu=True`` for ``ReLU(BN(x))``.
 
     Args:
       channels: number of channels.
       rngs: parameter RNGs.
 
     Returns:
-      The ``nnx.BatchNorm``.
+      The :class:`~remix_jax.models.batch_norm.BatchNorm` (oneDNN's
+      training pass when ``conv_impl`` is ``"onednn"``).
     """
-    return nnx.BatchNorm(
+    return batch_norm_lib.BatchNorm(
         channels, use_running_average=False, momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON, dtype=self.dtype, param_dtype=self.param_dtype,
-        rngs=rngs)
+        impl=self.conv_impl, rngs=rngs)
 
 
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
@@ -141,7 +146,7 @@ class Stem(nnx.Module):
     """``[B, H, W, C] → [B, H', W', out_channels]``."""
     if self.fold_channels:
       x = jnp.mean(x, axis=-1, keepdims=True)
-    x = nnx.relu(self.bn(self.conv(x)))
+    x = self.bn(self.conv(x), relu=True)
     return max_pool_3x3_s2(x) if self.pool else x
 
 

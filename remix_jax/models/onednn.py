@@ -44,16 +44,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-#: FFI target names, by pass.
+#: FFI target names, by pass (the convolution's three, then BatchNorm's two,
+#: :mod:`remix_jax.models.onednn_batch_norm`).
 TARGETS = {
     "fwd": "remix_jax_onednn_conv_fwd",
     "bwd_data": "remix_jax_onednn_conv_bwd_data",
     "bwd_weights": "remix_jax_onednn_conv_bwd_weights",
+    "bn_fwd": "remix_jax_onednn_batch_norm_fwd",
+    "bn_bwd": "remix_jax_onednn_batch_norm_bwd",
 }
 _SYMBOLS = {
     "fwd": "RemixOnednnConvFwd",
     "bwd_data": "RemixOnednnConvBwdData",
     "bwd_weights": "RemixOnednnConvBwdWeights",
+    "bn_fwd": "RemixOnednnBatchNormFwd",
+    "bn_bwd": "RemixOnednnBatchNormBwd",
 }
 _EXTENSION = "remix_jax._onednn_conv"
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -72,30 +77,49 @@ def _libdnnl_path() -> Optional[str]:
 
 
 @functools.cache
-def _load() -> Optional[str]:
+def _open() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
   """Loads the native library and registers its handlers, once.
 
   Returns:
-    ``None`` on success, else why the oneDNN convolutions are unavailable.
+    ``(library, None)`` on success, else ``(None, why the oneDNN kernels
+    are unavailable)``.
   """
   spec = importlib.util.find_spec(_EXTENSION)
   if spec is None or not spec.origin:
-    return ("remix_jax was installed without its native oneDNN convolutions "
-            "(reinstall with `pip install -e .` on Linux x86_64)")
+    return None, ("remix_jax was installed without its native oneDNN kernels "
+                  "(reinstall with `pip install -e .` on Linux x86_64)")
   dnnl = _libdnnl_path()
   if dnnl is None:
-    return "onednn-cpu-gomp is not installed (pip install onednn-cpu-gomp==2023.2.0)"
+    return None, ("onednn-cpu-gomp is not installed "
+                  "(pip install onednn-cpu-gomp==2023.2.0)")
   try:
     # The extension finds libdnnl.so.3 by soname once it is loaded globally.
     ctypes.CDLL(dnnl, mode=ctypes.RTLD_GLOBAL)
     library = ctypes.CDLL(spec.origin)
-  except OSError as e:
-    return f"could not load oneDNN ({e})"
+    symbols = {name: getattr(library, _SYMBOLS[name]) for name in TARGETS}
+  except (OSError, AttributeError) as e:
+    return None, f"could not load oneDNN ({e})"
   for name, target in TARGETS.items():
-    jax.ffi.register_ffi_target(
-        target, jax.ffi.pycapsule(getattr(library, _SYMBOLS[name])),
-        platform="cpu")
-  return None
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(symbols[name]),
+                                platform="cpu")
+  return library, None
+
+
+def _load() -> Optional[str]:
+  """``None`` once the handlers are registered, else why they cannot be."""
+  return _open()[1]
+
+
+def library() -> ctypes.CDLL:
+  """The loaded native library (for its non-FFI entry points).
+
+  Raises:
+    RuntimeError: the library is unavailable (:func:`unavailable_reason`).
+  """
+  lib, reason = _open()
+  if lib is None:
+    raise RuntimeError(f"oneDNN kernels unavailable: {reason}")
+  return lib
 
 
 def unavailable_reason() -> Optional[str]:
@@ -141,19 +165,36 @@ def _to_varying(x, axes: frozenset):
   return lax.pcast(x, missing, to="varying") if missing else x
 
 
-def _call(pass_name: str, geometry: Geometry, shape, a, b):
-  """One FFI pass on ``(a, b)``, typed as varying over their mesh axes.
+def ffi(pass_name: str, results, *operands, **attrs):
+  """Calls handler ``pass_name`` of :data:`TARGETS` on ``operands``.
 
-  Inside ``jax.shard_map`` each device convolves its own shard, so the
-  result varies over every axis either operand varies over (an FFI result
-  carries no such type by itself).
+  Inside ``jax.shard_map`` each device runs the kernel on its own shard, so
+  every result is typed as varying over every mesh axis any operand varies
+  over (an FFI result carries no such type by itself).
+
+  Args:
+    pass_name: a key of :data:`TARGETS`.
+    results: ``jax.ShapeDtypeStruct`` of the result, or a tuple of them.
+    *operands: the handler's array arguments.
+    **attrs: the handler's attributes (numpy scalars).
+
+  Returns:
+    The result array, or a tuple of them, as ``results``.
   """
-  axes = _varying(a) | _varying(b)
-  out = jax.ffi.ffi_call(
-      TARGETS[pass_name], jax.ShapeDtypeStruct(shape, jnp.float32),
-      vmap_method="sequential")(_to_varying(a, axes), _to_varying(b, axes),
-                                **geometry.attrs())
+  axes = frozenset().union(*(_varying(a) for a in operands))
+  out = jax.ffi.ffi_call(TARGETS[pass_name], results,
+                         vmap_method="sequential")(
+                             *(_to_varying(a, axes) for a in operands),
+                             **attrs)
+  if isinstance(out, (tuple, list)):
+    return tuple(_to_varying(o, axes) for o in out)
   return _to_varying(out, axes)
+
+
+def _call(pass_name: str, geometry: Geometry, shape, a, b):
+  """One convolution pass on ``(a, b)`` with a float32 result of ``shape``."""
+  return ffi(pass_name, jax.ShapeDtypeStruct(shape, jnp.float32), a, b,
+             **geometry.attrs())
 
 
 def _out_shape(x_shape, w_shape, geometry: Geometry):
@@ -181,7 +222,7 @@ def _conv_fwd(x, w, geometry):
   return conv_nhwc(x, w, geometry), (x, w)
 
 
-def _reduce_to(cotangent, primal):
+def reduce_to(cotangent, primal):
   """Sums ``cotangent`` over the mesh axes ``primal`` does not vary over.
 
   A replicated kernel used on per-device shards gets the sum of the
@@ -196,7 +237,7 @@ def _conv_bwd(geometry, residuals, g):
   g = g.astype(jnp.float32)
   d_x = _call("bwd_data", geometry, x.shape, g, w)
   d_w = _call("bwd_weights", geometry, w.shape, x, g)
-  return _reduce_to(d_x, x), _reduce_to(d_w, w)
+  return reduce_to(d_x, x), reduce_to(d_w, w)
 
 
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
