@@ -134,6 +134,7 @@ ffi::Error FindPlan(int64_t n, int64_t h, int64_t w, int64_t c, float epsilon,
 
 ffi::Error Run(const dnnl::primitive& primitive, size_t scratch_bytes,
                std::unordered_map<int, memory>& args) {
+  std::lock_guard<std::mutex> lock(remix_onednn::ExecutionLock());
   try {
     args[DNNL_ARG_SCRATCHPAD] =
         Bytes(scratch_bytes, Scratch(Aligned(scratch_bytes)));

@@ -2,13 +2,15 @@
 // engine, a stream and a growing scratch area per calling thread.
 //
 // Every handler runs its primitives with a user scratchpad carved from
-// Scratch(), so no call allocates once the largest layer has run.
+// Scratch(), so no call allocates once the largest layer has run, and holds
+// ExecutionLock() while they run.
 
 #ifndef REMIX_JAX_CSRC_ONEDNN_COMMON_H_
 #define REMIX_JAX_CSRC_ONEDNN_COMMON_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -38,6 +40,16 @@ inline dnnl::primitive_attr ScratchpadAttr() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
+}
+
+// Held by every handler while its primitives run, so that one oneDNN call
+// runs at a time in the process. Each call's OpenMP team already spans all
+// cores; when XLA starts two independent calls at once (the two passes of
+// SUMix's step), two teams would share the cores and slow each other down
+// more than waiting does (BENCHMARKS.md, attempt 24).
+inline std::mutex& ExecutionLock() {
+  static std::mutex mutex;
+  return mutex;
 }
 
 // `bytes` rounded up to a multiple of 64.

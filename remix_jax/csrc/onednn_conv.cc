@@ -10,8 +10,9 @@
 //
 // Primitive descriptors are cached by geometry (creating one searches
 // oneDNN's implementation list). Primitives are stateless, so one cached
-// primitive may run on several XLA threads at once; each thread brings its
-// own stream and scratchpad.
+// primitive may serve several XLA threads; each thread brings its own
+// stream and scratchpad, and the calls run one at a time
+// (ExecutionLock(), onednn_common.h).
 
 #include <cstdint>
 #include <map>
@@ -153,6 +154,7 @@ bool Rank4(const Buffer& b) { return b.dimensions().size() == 4; }
 // HWIO through the plan's reorder.
 ffi::Error Execute(const Plan& plan, int weights_arg, void* hwio_weights,
                    std::unordered_map<int, memory>& args) {
+  std::lock_guard<std::mutex> lock(remix_onednn::ExecutionLock());
   try {
     auto& stream = Stream();
     const size_t weights_bytes =
