@@ -5,17 +5,21 @@ kernels. PyTorch's CPU convolutions are oneDNN's, which are faster at
 ResNet sizes (BENCHMARKS.md). This module calls oneDNN 3.2 (the
 ``onednn-cpu-gomp`` wheel) from inside a jitted JAX program: the native
 library ``remix_jax/_onednn_conv`` (built by ``setup.py`` from
-``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers, which
-:func:`conv_general_dilated` calls with ``jax.ffi.ffi_call``:
+``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers for
+convolutions, which :func:`conv_general_dilated` calls with
+``jax.ffi.ffi_call`` (and two for BatchNorm,
+:mod:`remix_jax.models.onednn_batch_norm`):
 
     y  = x ⊛ w                          (forward)
     ∂L/∂x = ∂L/∂y ⊛ᵀ w                  (backward data)
     ∂L/∂w[i, j, c, o] = Σ_{n,h,w} x_pad[n, h·s_h + i, w·s_w + j, c] · ∂L/∂y[n, h, w, o]
                                           (backward weights)
 
-joined by a ``jax.custom_vjp``. XLA still fuses everything around the
-convolutions (BatchNorm, ReLU, the mixer, the update), and an unused
+joined by a ``jax.custom_vjp``. XLA still fuses what lies between the
+oneDNN calls (residual additions, the mixer, the update), and an unused
 gradient (e.g. the input gradient of the first layer) is never computed.
+The native library runs one oneDNN call at a time in the process: each
+call's OpenMP team already uses every core.
 
 Supported: float32, NHWC inputs with HWIO kernels (``nnx.Conv``'s
 layout), any strides and explicit or ``SAME``/``VALID`` padding, no
