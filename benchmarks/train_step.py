@@ -11,7 +11,9 @@ XLA's, and oneDNN's where the native extension is built). Prints, per
 implementation and mixer, the compile time (first call), the median
 time of one step after warm-up, images/s, and the mixer's share of the step
 (``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
-pass), SUMix's step time as a multiple of its base mixer's, then eval
+pass), the minor page faults per step (the process's ``ru_minflt``: pages
+the kernel had to map in, :mod:`remix_jax.host_memory`), SUMix's step time
+as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
 torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
 eager ``channels_last`` (``benchmarks/torch_reference.py``) is timed in the
@@ -20,6 +22,7 @@ same run and the JAX / PyTorch ratios are printed.
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -44,13 +47,19 @@ MIXERS = ("erm", "mixup", "cutmix", "saliencymix", "fmix", "resizemix",
 COUNTS = np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])
 
 
-def _median_time(fn, iters: int) -> float:
+def _minor_faults() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _median_time(fn, iters: int) -> tuple[float, float]:
+  """Median seconds of ``fn()`` over ``iters`` calls, and page faults per call."""
   times = []
+  faults = _minor_faults()
   for _ in range(iters):
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+  return statistics.median(times), (_minor_faults() - faults) / iters
 
 
 def time_train_step(method: str, args, images, labels) -> dict:
@@ -74,14 +83,14 @@ def time_train_step(method: str, args, images, labels) -> dict:
   jax.block_until_ready(one_step())
   compile_s = time.perf_counter() - t0
   one_step()  # warm-up
-  step_s = _median_time(one_step, args.iters)
-  out = {"compile_s": compile_s, "step_s": step_s}
+  step_s, faults = _median_time(one_step, args.iters)
+  out = {"compile_s": compile_s, "step_s": step_s, "faults": faults}
   if method == "erm":
     mask = np.ones(len(labels), bool)
     eval_batch = parallel.shard_batch(mesh, (images, labels, mask))
     run_eval = lambda: eval_step(holder["state"], *eval_batch)
     jax.block_until_ready(run_eval())
-    out["eval_s"] = _median_time(run_eval, args.iters)
+    out["eval_s"] = _median_time(run_eval, args.iters)[0]
   return out
 
 
@@ -119,8 +128,9 @@ def main():
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
         f"float32, XLA convs with weight_grad_chunks {chunks}, median of "
         f"{args.iters} steps after warm-up")
-  print("| convs | method | compile (s) | step (ms) | images/s | mixer share |")
-  print("|---|---|---|---|---|---|")
+  print("| convs | method | compile (s) | step (ms) | images/s | mixer share "
+        "| page faults/step |")
+  print("|---|---|---|---|---|---|---|")
   erm_results, times = {}, {}
   for impl in impls:
     args.conv_impl = impl
@@ -132,7 +142,7 @@ def main():
                f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
       print(f"| {impl} | {name} | {r['compile_s']:.1f} | "
             f"{1e3 * r['step_s']:.0f} | {args.batch / r['step_s']:.0f} | "
-            f"{share} |", flush=True)
+            f"{share} | {r['faults']:,.0f} |", flush=True)
   for (impl, name), t in times.items():
     mixer = name[:-len("_sumix")]
     if name.endswith("_sumix") and (impl, mixer) in times:
