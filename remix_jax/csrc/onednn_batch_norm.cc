@@ -33,12 +33,7 @@ namespace ffi = xla::ffi;
 namespace {
 
 using dnnl::memory;
-using remix_onednn::Aligned;
-using remix_onednn::Bytes;
-using remix_onednn::Engine;
-using remix_onednn::Scratch;
-using remix_onednn::ScratchpadAttr;
-using remix_onednn::Stream;
+using namespace remix_onednn;  // NOLINT: the directory's shared helpers
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t, bool>;
 
@@ -95,31 +90,25 @@ size_t WorkspaceBytes(const Plan& plan) {
   return bytes == 0 ? 1 : bytes;
 }
 
-// Reads N, H, W, C from x and checks that every per-channel operand has C
-// elements.
-ffi::Error CheckShapes(const ffi::Buffer<ffi::F32>& x,
-                       std::initializer_list<size_t> per_channel,
-                       int64_t* n, int64_t* h, int64_t* w, int64_t* c) {
+// Checks x (NHWC) and the per-channel operands (C elements each), and finds
+// the cached plan for x's shape, checking the caller's workspace size.
+ffi::Error Prepare(const ffi::Buffer<ffi::F32>& x,
+                   std::initializer_list<size_t> per_channel, float epsilon,
+                   int64_t relu, size_t workspace_bytes, const Plan** plan) {
   auto dims = x.dimensions();
   if (dims.size() != 4) {
     return ffi::Error::InvalidArgument("onednn batch norm: x must be NHWC");
   }
-  *n = dims[0], *h = dims[1], *w = dims[2], *c = dims[3];
-  if (*n < 1 || *h < 1 || *w < 1 || *c < 1) {
+  const int64_t n = dims[0], h = dims[1], w = dims[2], c = dims[3];
+  if (n < 1 || h < 1 || w < 1 || c < 1) {
     return ffi::Error::InvalidArgument("onednn batch norm: empty input");
   }
   for (size_t size : per_channel) {
-    if (size != static_cast<size_t>(*c)) {
+    if (size != static_cast<size_t>(c)) {
       return ffi::Error::InvalidArgument(
           "onednn batch norm: per-channel operands must have C elements");
     }
   }
-  return ffi::Error::Success();
-}
-
-// The cached plan for an N×H×W×C input, checking the caller's workspace.
-ffi::Error FindPlan(int64_t n, int64_t h, int64_t w, int64_t c, float epsilon,
-                    int64_t relu, size_t workspace_bytes, const Plan** plan) {
   try {
     *plan = &GetPlan(n, h, w, c, epsilon, relu != 0);
   } catch (const dnnl::error& e) {
@@ -134,7 +123,7 @@ ffi::Error FindPlan(int64_t n, int64_t h, int64_t w, int64_t c, float epsilon,
 
 ffi::Error Run(const dnnl::primitive& primitive, size_t scratch_bytes,
                std::unordered_map<int, memory>& args) {
-  std::lock_guard<std::mutex> lock(remix_onednn::ExecutionLock());
+  std::lock_guard<std::mutex> lock(ExecutionLock());
   try {
     args[DNNL_ARG_SCRATCHPAD] =
         Bytes(scratch_bytes, Scratch(Aligned(scratch_bytes)));
@@ -152,20 +141,16 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
                    ffi::ResultBuffer<ffi::F32> var,
                    ffi::ResultBuffer<ffi::U8> workspace, float epsilon,
                    int64_t relu) {
-  int64_t n, h, w, c;
-  if (auto error = CheckShapes(
-          x, {scale.element_count(), shift.element_count(),
-              mean->element_count(),
-              var->element_count()},
-          &n, &h, &w, &c);
+  const Plan* plan;
+  if (auto error = Prepare(x, {scale.element_count(), shift.element_count(),
+                               mean->element_count(), var->element_count()},
+                           epsilon, relu, workspace->size_bytes(), &plan);
       error.failure()) {
     return error;
   }
-  const Plan* plan;
-  if (auto error = FindPlan(n, h, w, c, epsilon, relu, workspace->size_bytes(),
-                            &plan);
-      error.failure()) {
-    return error;
+  if (y->element_count() != x.element_count()) {
+    return ffi::Error::InvalidArgument(
+        "onednn batch norm: x and y must have one shape");
   }
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(plan->data_md, Engine(), x.typed_data())},
@@ -188,13 +173,11 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
                     ffi::ResultBuffer<ffi::F32> dscale,
                     ffi::ResultBuffer<ffi::F32> dshift, float epsilon,
                     int64_t relu) {
-  int64_t n, h, w, c;
-  if (auto error = CheckShapes(
-          x, {scale.element_count(), mean.element_count(),
-              var.element_count(),
-              dscale->element_count(),
-              dshift->element_count()},
-          &n, &h, &w, &c);
+  const Plan* plan;
+  if (auto error = Prepare(x, {scale.element_count(), mean.element_count(),
+                               var.element_count(), dscale->element_count(),
+                               dshift->element_count()},
+                           epsilon, relu, workspace.size_bytes(), &plan);
       error.failure()) {
     return error;
   }
@@ -202,12 +185,6 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
       dx->element_count() != x.element_count()) {
     return ffi::Error::InvalidArgument(
         "onednn batch norm: x, dy and dx must have one shape");
-  }
-  const Plan* plan;
-  if (auto error = FindPlan(n, h, w, c, epsilon, relu, workspace.size_bytes(),
-                            &plan);
-      error.failure()) {
-    return error;
   }
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(plan->data_md, Engine(), x.typed_data())},

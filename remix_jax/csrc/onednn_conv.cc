@@ -32,12 +32,7 @@ namespace ffi = xla::ffi;
 namespace {
 
 using dnnl::memory;
-using remix_onednn::Aligned;
-using remix_onednn::Bytes;
-using remix_onednn::Engine;
-using remix_onednn::Scratch;
-using remix_onednn::ScratchpadAttr;
-using remix_onednn::Stream;
+using namespace remix_onednn;  // NOLINT: the directory's shared helpers
 using Dims = memory::dims;
 using Tag = memory::format_tag;
 
@@ -154,7 +149,7 @@ bool Rank4(const Buffer& b) { return b.dimensions().size() == 4; }
 // HWIO through the plan's reorder.
 ffi::Error Execute(const Plan& plan, int weights_arg, void* hwio_weights,
                    std::unordered_map<int, memory>& args) {
-  std::lock_guard<std::mutex> lock(remix_onednn::ExecutionLock());
+  std::lock_guard<std::mutex> lock(ExecutionLock());
   try {
     auto& stream = Stream();
     const size_t weights_bytes =
