@@ -70,10 +70,10 @@ setup(
                      "remix_jax/csrc/onednn_batch_norm.cc"],
             depends=["remix_jax/csrc/onednn_common.h"],
             language="c++",
-            extra_compile_args=["-std=c++17", "-O2", "-w"],
+            extra_compile_args=["-std=c++17", "-O2", "-w", "-fopenmp"],
             # libdnnl.so.3 is loaded by remix_jax.models.onednn before this
             # library (it lives in the environment's lib/, not beside it).
-            extra_link_args=["-l:libdnnl.so.3"],
+            extra_link_args=["-l:libdnnl.so.3", "-fopenmp"],
         ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -6,14 +6,22 @@
 //   RemixOnednnBatchNormBwd   ∂L/∂x, ∂L/∂γ, ∂L/∂β of the same function, the
 //                             statistics differentiated as functions of x
 //
+//   RemixOnednnBatchNormAddReluFwd  y = max(BN(x) + s, 0), the end of a
+//                                   residual block (s: the shortcut)
+//   RemixOnednnBatchNormAddReluBwd  ∂L/∂x, ∂L/∂s = ∂L/∂y·[y > 0], ∂L/∂γ, ∂L/∂β
+//
 // With the ReLU fused, the forward pass writes oneDNN's workspace (which
 // outputs were positive) and the backward pass reads it, so the ReLU costs
-// no pass of its own. Without it the workspace is one unused byte.
+// no pass of its own. Without it the workspace is one unused byte. The
+// add + ReLU variant runs the plain normalization, then one OpenMP pass over
+// y (oneDNN 3.2 has no NHWC float32 kernel for its own `fuse_norm_add_relu`);
+// its backward masks ∂L/∂y with y > 0 in one pass before oneDNN's backward.
 // The statistics are returned so that the caller can update its running
 // averages; σ² is the biased variance, as the normalization uses.
 //
 // Primitive descriptors are cached by (N, H, W, C, ε, relu).
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -121,9 +129,9 @@ ffi::Error Prepare(const ffi::Buffer<ffi::F32>& x,
   return ffi::Error::Success();
 }
 
+// Runs `primitive`; the caller holds ExecutionLock().
 ffi::Error Run(const dnnl::primitive& primitive, size_t scratch_bytes,
                std::unordered_map<int, memory>& args) {
-  std::lock_guard<std::mutex> lock(ExecutionLock());
   try {
     args[DNNL_ARG_SCRATCHPAD] =
         Bytes(scratch_bytes, Scratch(Aligned(scratch_bytes)));
@@ -133,6 +141,40 @@ ffi::Error Run(const dnnl::primitive& primitive, size_t scratch_bytes,
     return ffi::Error::Internal(std::string("onednn batch norm: ") + e.what());
   }
   return ffi::Error::Success();
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+using F32Out = ffi::ResultBuffer<ffi::F32>;
+
+std::unordered_map<int, memory> ForwardArgs(const Plan& plan, const F32& x,
+                                            const F32& scale, const F32& shift,
+                                            F32Out& y, F32Out& mean,
+                                            F32Out& var) {
+  return {
+      {DNNL_ARG_SRC, memory(plan.data_md, Engine(), x.typed_data())},
+      {DNNL_ARG_DST, memory(plan.data_md, Engine(), y->typed_data())},
+      {DNNL_ARG_SCALE, memory(plan.stat_md, Engine(), scale.typed_data())},
+      {DNNL_ARG_SHIFT, memory(plan.stat_md, Engine(), shift.typed_data())},
+      {DNNL_ARG_MEAN, memory(plan.stat_md, Engine(), mean->typed_data())},
+      {DNNL_ARG_VARIANCE, memory(plan.stat_md, Engine(), var->typed_data())}};
+}
+
+std::unordered_map<int, memory> BackwardArgs(const Plan& plan, const F32& x,
+                                             float* dy, const F32& scale,
+                                             const F32& mean, const F32& var,
+                                             F32Out& dx, F32Out& dscale,
+                                             F32Out& dshift) {
+  return {
+      {DNNL_ARG_SRC, memory(plan.data_md, Engine(), x.typed_data())},
+      {DNNL_ARG_DIFF_DST, memory(plan.data_md, Engine(), dy)},
+      {DNNL_ARG_SCALE, memory(plan.stat_md, Engine(), scale.typed_data())},
+      {DNNL_ARG_MEAN, memory(plan.stat_md, Engine(), mean.typed_data())},
+      {DNNL_ARG_VARIANCE, memory(plan.stat_md, Engine(), var.typed_data())},
+      {DNNL_ARG_DIFF_SRC, memory(plan.data_md, Engine(), dx->typed_data())},
+      {DNNL_ARG_DIFF_SCALE,
+       memory(plan.stat_md, Engine(), dscale->typed_data())},
+      {DNNL_ARG_DIFF_SHIFT,
+       memory(plan.stat_md, Engine(), dshift->typed_data())}};
 }
 
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
@@ -152,17 +194,12 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
     return ffi::Error::InvalidArgument(
         "onednn batch norm: x and y must have one shape");
   }
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(plan->data_md, Engine(), x.typed_data())},
-      {DNNL_ARG_DST, memory(plan->data_md, Engine(), y->typed_data())},
-      {DNNL_ARG_SCALE, memory(plan->stat_md, Engine(), scale.typed_data())},
-      {DNNL_ARG_SHIFT, memory(plan->stat_md, Engine(), shift.typed_data())},
-      {DNNL_ARG_MEAN, memory(plan->stat_md, Engine(), mean->typed_data())},
-      {DNNL_ARG_VARIANCE, memory(plan->stat_md, Engine(), var->typed_data())}};
+  auto args = ForwardArgs(*plan, x, scale, shift, y, mean, var);
   if (relu) {
     args[DNNL_ARG_WORKSPACE] =
         memory(plan->workspace_md, Engine(), workspace->untyped_data());
   }
+  std::lock_guard<std::mutex> lock(ExecutionLock());
   return Run(plan->forward, plan->forward_scratch, args);
 }
 
@@ -186,21 +223,70 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
     return ffi::Error::InvalidArgument(
         "onednn batch norm: x, dy and dx must have one shape");
   }
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(plan->data_md, Engine(), x.typed_data())},
-      {DNNL_ARG_DIFF_DST, memory(plan->data_md, Engine(), dy.typed_data())},
-      {DNNL_ARG_SCALE, memory(plan->stat_md, Engine(), scale.typed_data())},
-      {DNNL_ARG_MEAN, memory(plan->stat_md, Engine(), mean.typed_data())},
-      {DNNL_ARG_VARIANCE, memory(plan->stat_md, Engine(), var.typed_data())},
-      {DNNL_ARG_DIFF_SRC, memory(plan->data_md, Engine(), dx->typed_data())},
-      {DNNL_ARG_DIFF_SCALE,
-       memory(plan->stat_md, Engine(), dscale->typed_data())},
-      {DNNL_ARG_DIFF_SHIFT,
-       memory(plan->stat_md, Engine(), dshift->typed_data())}};
+  auto args = BackwardArgs(*plan, x, dy.typed_data(), scale, mean, var, dx,
+                           dscale, dshift);
   if (relu) {
     args[DNNL_ARG_WORKSPACE] =
         memory(plan->workspace_md, Engine(), workspace.untyped_data());
   }
+  std::lock_guard<std::mutex> lock(ExecutionLock());
+  return Run(plan->backward, plan->backward_scratch, args);
+}
+
+// y = max(BN(x) + skip, 0), in place on y after oneDNN's normalization.
+ffi::Error AddReluForward(F32 x, F32 skip, F32 scale, F32 shift, F32Out y,
+                          F32Out mean, F32Out var, float epsilon) {
+  const Plan* plan;
+  if (auto error = Prepare(x, {scale.element_count(), shift.element_count(),
+                               mean->element_count(), var->element_count()},
+                           epsilon, /*relu=*/0, /*workspace_bytes=*/1, &plan);
+      error.failure()) {
+    return error;
+  }
+  const size_t size = x.element_count();
+  if (skip.element_count() != size || y->element_count() != size) {
+    return ffi::Error::InvalidArgument(
+        "onednn batch norm: x, skip and y must have one shape");
+  }
+  auto args = ForwardArgs(*plan, x, scale, shift, y, mean, var);
+  std::lock_guard<std::mutex> lock(ExecutionLock());
+  if (auto error = Run(plan->forward, plan->forward_scratch, args);
+      error.failure()) {
+    return error;
+  }
+  float* out = y->typed_data();
+  const float* add = skip.typed_data();
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < size; ++i) out[i] = std::max(out[i] + add[i], 0.0f);
+  return ffi::Error::Success();
+}
+
+// dskip = dy·[y > 0], then oneDNN's backward of the normalization on dskip.
+ffi::Error AddReluBackward(F32 x, F32 dy, F32 y, F32 scale, F32 mean, F32 var,
+                           F32Out dx, F32Out dskip, F32Out dscale,
+                           F32Out dshift, float epsilon) {
+  const Plan* plan;
+  if (auto error = Prepare(x, {scale.element_count(), mean.element_count(),
+                               var.element_count(), dscale->element_count(),
+                               dshift->element_count()},
+                           epsilon, /*relu=*/0, /*workspace_bytes=*/1, &plan);
+      error.failure()) {
+    return error;
+  }
+  const size_t size = x.element_count();
+  if (dy.element_count() != size || y.element_count() != size ||
+      dx->element_count() != size || dskip->element_count() != size) {
+    return ffi::Error::InvalidArgument(
+        "onednn batch norm: x, dy, y, dx and dskip must have one shape");
+  }
+  float* masked = dskip->typed_data();
+  const float* g = dy.typed_data();
+  const float* out = y.typed_data();
+  std::lock_guard<std::mutex> lock(ExecutionLock());
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < size; ++i) masked[i] = out[i] > 0.0f ? g[i] : 0.0f;
+  auto args = BackwardArgs(*plan, x, masked, scale, mean, var, dx, dscale,
+                           dshift);
   return Run(plan->backward, plan->backward_scratch, args);
 }
 
@@ -233,6 +319,33 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
         .Ret<ffi::Buffer<ffi::F32>>()   // dshift
         .Attr<float>("epsilon")
         .Attr<int64_t>("relu"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    RemixOnednnBatchNormAddReluFwd, AddReluForward,
+    ffi::Ffi::Bind()
+        .Arg<ffi::Buffer<ffi::F32>>()   // x
+        .Arg<ffi::Buffer<ffi::F32>>()   // skip s
+        .Arg<ffi::Buffer<ffi::F32>>()   // scale γ
+        .Arg<ffi::Buffer<ffi::F32>>()   // shift β
+        .Ret<ffi::Buffer<ffi::F32>>()   // y
+        .Ret<ffi::Buffer<ffi::F32>>()   // mean μ
+        .Ret<ffi::Buffer<ffi::F32>>()   // variance σ²
+        .Attr<float>("epsilon"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    RemixOnednnBatchNormAddReluBwd, AddReluBackward,
+    ffi::Ffi::Bind()
+        .Arg<ffi::Buffer<ffi::F32>>()   // x
+        .Arg<ffi::Buffer<ffi::F32>>()   // dy
+        .Arg<ffi::Buffer<ffi::F32>>()   // y
+        .Arg<ffi::Buffer<ffi::F32>>()   // scale γ
+        .Arg<ffi::Buffer<ffi::F32>>()   // mean μ
+        .Arg<ffi::Buffer<ffi::F32>>()   // variance σ²
+        .Ret<ffi::Buffer<ffi::F32>>()   // dx
+        .Ret<ffi::Buffer<ffi::F32>>()   // dskip
+        .Ret<ffi::Buffer<ffi::F32>>()   // dscale
+        .Ret<ffi::Buffer<ffi::F32>>()   // dshift
+        .Attr<float>("epsilon"));
 
 // Bytes of the workspace buffer for an N×H×W×C input (the caller allocates
 // it as a u8 vector of this length); -1 if oneDNN rejects the shape.

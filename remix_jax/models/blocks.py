@@ -30,10 +30,9 @@ class ResidualBlock(nnx.Module):
         shortcut, in_channels, width * self.expansion, stride, layers=layers,
         rngs=rngs)
 
-  def _merge(self, residual: jax.Array, x: jax.Array) -> jax.Array:
-    """``ReLU(residual + shortcut(x))``."""
-    skip = x if self.shortcut is None else self.shortcut(x)
-    return nnx.relu(residual + skip)
+  def _skip(self, x: jax.Array) -> jax.Array:
+    """``shortcut(x)``, added to the last BatchNorm's output before the ReLU."""
+    return x if self.shortcut is None else self.shortcut(x)
 
 
 class BasicBlock(ResidualBlock):
@@ -69,7 +68,7 @@ class BasicBlock(ResidualBlock):
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, width]``."""
     h = self.bn1(self.conv1(x), relu=True)
-    return self._merge(self.bn2(self.conv2(h)), x)
+    return self.bn2(self.conv2(h), relu=True, skip=self._skip(x))
 
 
 class Bottleneck(ResidualBlock):
@@ -109,7 +108,7 @@ class Bottleneck(ResidualBlock):
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, 4·width]``."""
     h = self.bn1(self.conv1(x), relu=True)
     h = self.bn2(self.conv2(h), relu=True)
-    return self._merge(self.bn3(self.conv3(h)), x)
+    return self.bn3(self.conv3(h), relu=True, skip=self._skip(x))
 
 
 class Stage(nnx.Module):

@@ -7,7 +7,7 @@ ResNet sizes (BENCHMARKS.md). This module calls oneDNN 3.2 (the
 library ``remix_jax/_onednn_conv`` (built by ``setup.py`` from
 ``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers for
 convolutions, which :func:`conv_general_dilated` calls with
-``jax.ffi.ffi_call`` (and two for BatchNorm,
+``jax.ffi.ffi_call`` (and four for BatchNorm,
 :mod:`remix_jax.models.onednn_batch_norm`):
 
     y  = x ⊛ w                          (forward)
@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-#: FFI target names, by pass (the convolution's three, then BatchNorm's two,
+#: FFI target names, by pass (the convolution's three, then BatchNorm's four,
 #: :mod:`remix_jax.models.onednn_batch_norm`).
 TARGETS = {
     "fwd": "remix_jax_onednn_conv_fwd",
@@ -56,6 +56,8 @@ TARGETS = {
     "bwd_weights": "remix_jax_onednn_conv_bwd_weights",
     "bn_fwd": "remix_jax_onednn_batch_norm_fwd",
     "bn_bwd": "remix_jax_onednn_batch_norm_bwd",
+    "bn_add_relu_fwd": "remix_jax_onednn_batch_norm_add_relu_fwd",
+    "bn_add_relu_bwd": "remix_jax_onednn_batch_norm_add_relu_bwd",
 }
 _SYMBOLS = {
     "fwd": "RemixOnednnConvFwd",
@@ -63,6 +65,8 @@ _SYMBOLS = {
     "bwd_weights": "RemixOnednnConvBwdWeights",
     "bn_fwd": "RemixOnednnBatchNormFwd",
     "bn_bwd": "RemixOnednnBatchNormBwd",
+    "bn_add_relu_fwd": "RemixOnednnBatchNormAddReluFwd",
+    "bn_add_relu_bwd": "RemixOnednnBatchNormAddReluBwd",
 }
 _EXTENSION = "remix_jax._onednn_conv"
 _NHWC = ("NHWC", "HWIO", "NHWC")

@@ -16,7 +16,10 @@ and its backward pass differentiates through ``μ`` and ``σ²``:
 several reductions and elementwise fusions over the whole activation.
 oneDNN's ``batch_normalization`` primitive does each pass in one call on
 the same OpenMP threads as the convolutions around it (:mod:`onednn`),
-and fuses the ReLU through a bit mask that the backward pass reads.
+and fuses the ReLU through a bit mask that the backward pass reads. At
+the end of a residual block, ``max(BN(x) + s, 0)`` with the shortcut
+``s`` also runs in the native call (one more pass over ``y``), and its
+backward gives ``∂L/∂s = ∂L/∂y · [y > 0]``.
 
 :func:`batch_norm_train` is a ``jax.custom_vjp`` over the two FFI handlers
 of the native library. The statistics it returns (for the running
@@ -103,16 +106,50 @@ def _batch_norm_bwd(epsilon, relu, residuals, cotangents):
 _batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
 
 
+def _data_and_channels(x):
+  return (jax.ShapeDtypeStruct(x.shape, jnp.float32),
+          jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _batch_norm_add_relu(x, skip, scale, shift, epsilon):
+  data, channels = _data_and_channels(x)
+  return onednn.ffi("bn_add_relu_fwd", (data, channels, channels), x, skip,
+                    scale, shift, epsilon=np.float32(epsilon))
+
+
+def _batch_norm_add_relu_fwd(x, skip, scale, shift, epsilon):
+  y, mean, var = _batch_norm_add_relu(x, skip, scale, shift, epsilon)
+  return (y, mean, var), (x, skip, scale, shift, mean, var, y)
+
+
+def _batch_norm_add_relu_bwd(epsilon, residuals, cotangents):
+  # As _batch_norm_bwd, the statistics' cotangents are always zero.
+  x, skip, scale, shift, mean, var, y = residuals
+  data, channels = _data_and_channels(x)
+  dx, dskip, dscale, dshift = onednn.ffi(
+      "bn_add_relu_bwd", (data, data, channels, channels), x,
+      cotangents[0].astype(jnp.float32), y, scale, mean, var,
+      epsilon=np.float32(epsilon))
+  return (onednn.reduce_to(dx, x), onednn.reduce_to(dskip, skip),
+          onednn.reduce_to(dscale, scale), onednn.reduce_to(dshift, shift))
+
+
+_batch_norm_add_relu.defvjp(_batch_norm_add_relu_fwd, _batch_norm_add_relu_bwd)
+
+
 def batch_norm_train(x: jax.Array, scale: jax.Array, shift: jax.Array, *,
-                     epsilon: float, relu: bool = False
+                     epsilon: float, relu: bool = False,
+                     skip: jax.Array | None = None
                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Training-mode BatchNorm of NHWC ``x`` with batch statistics, on oneDNN.
 
   ``y = γ·(x − μ)/√(σ² + ε) + β`` per channel (then ``max(y, 0)`` if
-  ``relu``), μ and σ² (biased) over the batch and spatial axes. Reverse-mode
-  differentiable in ``x``, ``scale`` and ``shift``; inside ``jax.shard_map``
-  each device normalizes its own shard (as ``nnx.BatchNorm`` without
-  ``axis_name``).
+  ``relu``; ``max(y + skip, 0)`` with a ``skip``, the end of a residual
+  block), μ and σ² (biased) over the batch and spatial axes. Reverse-mode
+  differentiable in ``x``, ``skip``, ``scale`` and ``shift``; inside
+  ``jax.shard_map`` each device normalizes its own shard (as
+  ``nnx.BatchNorm`` without ``axis_name``).
 
   Args:
     x: ``[N, H, W, C]`` float32 activations.
@@ -120,6 +157,8 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, shift: jax.Array, *,
     shift: ``[C]`` float32 β.
     epsilon: ε.
     relu: fuse the ReLU that follows the normalization.
+    skip: ``None``, or a float32 array of ``x``'s shape added before the
+      ReLU (needs ``relu``).
 
   Returns:
     ``(y, mean, var)``: the output and the batch's ``[C]`` mean and biased
@@ -133,6 +172,13 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, shift: jax.Array, *,
     raise ValueError(f"oneDNN BatchNorm needs float32 NHWC x and [C] "
                      f"parameters, got {x.shape} {x.dtype}, {scale.shape}, "
                      f"{shift.shape}")
-  y, mean, var = _batch_norm(x, scale, shift, float(np.float32(epsilon)),
-                             bool(relu))
+  epsilon = float(np.float32(epsilon))
+  if skip is None:
+    y, mean, var = _batch_norm(x, scale, shift, epsilon, bool(relu))
+  elif not relu or skip.shape != x.shape or skip.dtype != jnp.float32:
+    raise ValueError(f"oneDNN BatchNorm adds a skip only before a ReLU and "
+                     f"of x's float32 shape {x.shape}, got relu={relu}, "
+                     f"{skip.shape} {skip.dtype}")
+  else:
+    y, mean, var = _batch_norm_add_relu(x, skip, scale, shift, epsilon)
   return y, lax.stop_gradient(mean), lax.stop_gradient(var)

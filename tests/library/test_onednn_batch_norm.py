@@ -67,6 +67,37 @@ def test_values_statistics_and_gradients_match_xla(shape, relu):
 
 
 @needs_onednn
+@pytest.mark.parametrize("shape", SHAPES)
+def test_add_relu_values_and_all_four_gradients_match_xla(shape):
+  """``max(BN(x) + s, 0)``, the end of a residual block."""
+  x, scale, shift, g = _inputs(shape)
+  skip = jnp.asarray(np.random.RandomState(7).randn(*shape), jnp.float32)
+
+  def both(fn):
+    y, mean, var = fn(x, skip, scale, shift)
+    _, pullback = jax.vjp(lambda *a: fn(*a)[0], x, skip, scale, shift)
+    return (y, mean, var, *pullback(g))
+
+  ours = jax.jit(lambda: both(lambda x, s, a, b: obn.batch_norm_train(
+      x, a, b, epsilon=EPS, relu=True, skip=s)))()
+  def ref(x, s, a, b):
+    y, mean, var = _reference(x, a, b, False)
+    return jnp.maximum(y + s, 0), mean, var
+  want = both(ref)
+  names = ("y", "mean", "var", "dx", "dskip", "dscale", "dshift")
+  for name, a, b in zip(names, ours, want):
+    assert a.shape == b.shape, name
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(
+        jnp.max(jnp.abs(b)) + 1e-6), err_msg=name)
+
+
+def test_a_skip_without_relu_is_refused():
+  x = jnp.ones((2, 4, 4, 3), jnp.float32)
+  with pytest.raises(ValueError, match="only before a ReLU"):
+    obn.batch_norm_train(x, jnp.ones(3), jnp.zeros(3), epsilon=EPS, skip=x)
+
+
+@needs_onednn
 def test_fused_relu_keeps_a_mask_and_plain_norm_none():
   shape = (4, 8, 8, 16)
   relu_bytes = obn._workspace_bytes(shape, EPS, True)  # pylint: disable=protected-access
@@ -106,23 +137,29 @@ def _modules(impl_a, impl_b, channels):
 
 
 @needs_onednn
-@pytest.mark.parametrize("relu", [False, True])
-def test_module_matches_nnx_batch_norm_in_train_and_eval(relu):
+@pytest.mark.parametrize("relu,with_skip", [(False, False), (True, False),
+                                            (True, True)])
+def test_module_matches_nnx_batch_norm_in_train_and_eval(relu, with_skip):
   x, _, _, _ = _inputs((4, 8, 8, 16), seed=3)
+  skip = x[::-1] if with_skip else None
   ours, xla = _modules("onednn", "xla", 16)
   plain = nnx.BatchNorm(16, use_running_average=False, momentum=0.9,
                         epsilon=EPS, rngs=nnx.Rngs(0))
-  act = nnx.relu if relu else (lambda y: y)
+  def act(y):
+    y = y if skip is None else y + skip
+    return nnx.relu(y) if relu else y
   for _ in range(2):  # two steps of running averages
     want = act(plain(x))
-    np.testing.assert_allclose(xla(x, relu=relu), want, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(ours(x, relu=relu), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xla(x, relu=relu, skip=skip), want,
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours(x, relu=relu, skip=skip), want,
+                               rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(ours.mean[...], plain.mean[...], rtol=1e-5,
                              atol=1e-6)
   np.testing.assert_allclose(ours.var[...], plain.var[...], rtol=1e-5)
   ours.eval(), plain.eval()
-  np.testing.assert_allclose(ours(x, relu=relu), act(plain(x)), rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(ours(x, relu=relu, skip=skip), act(plain(x)),
+                             rtol=1e-5, atol=1e-5)
 
 
 def _hlo(module, x, **kwargs):
@@ -138,8 +175,12 @@ def test_module_uses_xla_for_eval_and_masks():
   assert onednn.TARGETS["bn_fwd"] in _hlo(module, x)
   assert onednn.TARGETS["bn_fwd"] not in _hlo(
       module, x, mask=jnp.ones(x.shape, bool))
+  assert onednn.TARGETS["bn_add_relu_fwd"] in _hlo(module, x, relu=True,
+                                                   skip=x)
   module.eval()
   assert onednn.TARGETS["bn_fwd"] not in _hlo(module, x)
+  assert onednn.TARGETS["bn_add_relu_fwd"] not in _hlo(module, x, relu=True,
+                                                       skip=x)
 
 
 def test_unknown_impl_is_refused_with_the_choices():
@@ -167,5 +208,12 @@ def test_shard_map_normalizes_each_shard_and_sums_parameter_gradients():
   ours = step(lambda x, s, b: obn.batch_norm_train(
       x, s, b, epsilon=EPS, relu=True))(scale, shift, x4)
   want = step(lambda x, s, b: _reference(x, s, b, True))(scale, shift, x4)
+  for a, b in zip(ours, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  # The residual block's end, the skip being x itself.
+  ours = step(lambda x, s, b: obn.batch_norm_train(
+      x, s, b, epsilon=EPS, relu=True, skip=x))(scale, shift, x4)
+  want = step(lambda x, s, b: (jnp.maximum(
+      _reference(x, s, b, False)[0] + x, 0),))(scale, shift, x4)
   for a, b in zip(ours, want):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
