@@ -15,8 +15,9 @@ blocks come from the main heap and stay there once freed:
 - ``M_ARENA_MAX = 1``: every thread allocates from the main arena (a
   thread arena cannot grow past 64 MiB and falls back to ``mmap``);
 - ``M_MMAP_MAX = 0``: no block is served by ``mmap``;
-- ``M_TRIM_THRESHOLD = 2³¹ − 1``: freed memory at the top of the heap is
-  not returned to the system.
+- ``M_TRIM_THRESHOLD = −1``: freed memory at the top of the heap is never
+  returned to the system (a positive threshold fits in an ``int``, below
+  the temporary buffers of larger models).
 
 The next step then reuses the same, already mapped pages. The cost is that
 the process keeps its peak heap size until it exits. The parameters only
@@ -46,7 +47,7 @@ _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 
 #: ``mallopt`` settings, by parameter number.
-SETTINGS = {_M_ARENA_MAX: 1, _M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 2**31 - 1}
+SETTINGS = {_M_ARENA_MAX: 1, _M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: -1}
 
 
 @functools.cache
