@@ -26,9 +26,10 @@ def get_config(arg=None):
   # XLA:CPU): -1 = auto (per-device batch / 16, at most 8, on CPU; 1 on
   # GPU/TPU), 1 = plain conv.
   c.weight_grad_chunks = -1
-  # Convolutions: auto = oneDNN's on CPU (native extension; XLA's if it is
-  # missing, with a warning), XLA's on GPU/TPU | xla | onednn (CPU only).
-  # weight_grad_chunks applies to XLA's.
+  # Convolutions and training-mode BatchNorm (+ ReLU, + the residual add):
+  # auto = oneDNN's on CPU (native extension; XLA's if it is missing, with a
+  # warning), XLA's on GPU/TPU | xla | onednn (CPU only).
+  # weight_grad_chunks applies to XLA's convolutions.
   c.conv_impl = "auto"
 
   # Method: a name from remix_jax.methods.METHODS; presets set the fields below.

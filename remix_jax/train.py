@@ -99,8 +99,10 @@ def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
 def resolve_conv_impl(value: str) -> str:
   """``config.conv_impl`` with ``"auto"`` resolved by backend.
 
-  Auto: oneDNN's convolutions (:mod:`remix_jax.models.onednn`) on CPU when
-  the native library loads, else XLA's with one warning; XLA's on GPU/TPU.
+  Auto: oneDNN's convolutions and training-mode BatchNorm
+  (:mod:`remix_jax.models.onednn`, :mod:`remix_jax.models.onednn_batch_norm`)
+  on CPU when the native library loads, else XLA's with one warning; XLA's
+  on GPU/TPU.
 
   Args:
     value: ``"auto"``, ``"xla"`` or ``"onednn"``.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from remix_jax.models import onednn_batch_norm
@@ -52,7 +53,7 @@ class BatchNorm(nnx.BatchNorm):
             and mask is None and self.axis_name is None
             and self.axis in (-1, x.ndim - 1)
             and self.scale is not None and self.bias is not None
-            and self.dtype in (None, jax.numpy.float32)
+            and self.dtype in (None, jnp.float32)
             and onednn_batch_norm.supported(x, self.scale[...],
                                             self.bias[...]))
 

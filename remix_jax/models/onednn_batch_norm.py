@@ -1,4 +1,4 @@
-"""oneDNN's training-mode BatchNorm (optionally + ReLU) for XLA:CPU.
+"""oneDNN's training-mode BatchNorm (optionally + ReLU, + a shortcut) for XLA:CPU.
 
 In training mode BatchNorm normalizes each channel ``c`` of an NHWC batch
 with the batch's own statistics over ``M = N·H·W`` values:
@@ -21,8 +21,9 @@ the end of a residual block, ``max(BN(x) + s, 0)`` with the shortcut
 ``s`` also runs in the native call (one more pass over ``y``), and its
 backward gives ``∂L/∂s = ∂L/∂y · [y > 0]``.
 
-:func:`batch_norm_train` is a ``jax.custom_vjp`` over the two FFI handlers
-of the native library. The statistics it returns (for the running
+:func:`batch_norm_train` is a ``jax.custom_vjp`` over a forward and a
+backward FFI handler of the native library (one pair for ``BN`` and
+``ReLU(BN)``, one for ``ReLU(BN + s)``). The statistics it returns (for the running
 averages) carry no gradient, as the running averages never do.
 
 Reference: S. Ioffe and C. Szegedy, "Batch Normalization: Accelerating
