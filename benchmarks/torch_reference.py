@@ -9,11 +9,17 @@ mode with ``channels_last`` tensors, SGD momentum 0.9 and weight decay 2e-4:
 
 Optional: needs ``pip install torch==2.13.0`` (the CPU build; or
 ``pip install -e ".[bench]"``). :func:`available` says whether torch imports.
+:class:`Server` runs the reference in a child process of its own (its own
+heap and thread pools), timed on request, so that a benchmark can interleave
+it with its JAX step without either side changing the other's memory.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 
@@ -87,13 +93,16 @@ def _model(name: str, num_classes: int = 10):
   return ResNet(64, (64, 128, 256, 512), 2, "B")
 
 
-def time_model(name: str, batch: int, iters: int, *,
-               channels_last: bool = True, seed: int = 0) -> dict:
-  """Median train-step and forward times of eager PyTorch model ``name``
-  (one of :data:`MODELS`) on CIFAR-sized random data.
+def make_steps(name: str, batch: int, *, channels_last: bool = True,
+               seed: int = 0) -> dict:
+  """One train step and one forward of eager PyTorch model ``name`` (one of
+  :data:`MODELS`) on a fixed CIFAR-sized random batch, as callables.
 
   Returns:
-    ``{'step_s', 'eval_s', 'threads', 'version'}``.
+    ``{'step', 'forward', 'threads', 'version'}``: ``step()`` runs
+    zero_grad, forward, cross-entropy, backward and an SGD-momentum update in
+    training mode; ``forward()`` runs the network in eval mode without
+    gradients.
   """
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(seed)
@@ -105,28 +114,72 @@ def time_model(name: str, batch: int, iters: int, *,
   y = torch.randint(0, 10, (batch,))
 
   def step():
+    model.train()
     opt.zero_grad(set_to_none=True)
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     opt.step()
 
   def forward():
+    model.eval()
     with torch.no_grad():
       model(x)
 
-  def median(fn):
-    for _ in range(2):
-      fn()
-    times = []
-    for _ in range(iters):
-      t0 = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-  model.train()
-  step_s = median(step)
-  model.eval()
-  eval_s = median(forward)
-  return {"step_s": step_s, "eval_s": eval_s,
+  return {"step": step, "forward": forward,
           "threads": torch.get_num_threads(), "version": torch.__version__}
+
+
+def median_seconds(fn, iters: int) -> float:
+  """Median wall time of ``fn()`` over ``iters`` calls, after one warm-up."""
+  fn()
+  times = []
+  for _ in range(iters):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+class Server:
+  """:func:`make_steps` of one model in a child process, timed on request.
+
+  Args:
+    name: one of :data:`MODELS`.
+    batch: batch size.
+
+  Attributes:
+    threads, version: the child's ``torch.get_num_threads()`` and
+      ``torch.__version__``.
+  """
+
+  def __init__(self, name: str, batch: int):
+    self._proc = subprocess.Popen(
+        [sys.executable, __file__, name, str(batch)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    info = json.loads(self._proc.stdout.readline())
+    self.threads, self.version = info["threads"], info["version"]
+
+  def time(self, kind: str, iters: int) -> float:
+    """Median seconds of ``kind`` (``'step'`` or ``'forward'``) over
+    ``iters`` calls in the child."""
+    self._proc.stdin.write(f"{kind} {iters}\n")
+    self._proc.stdin.flush()
+    return float(self._proc.stdout.readline())
+
+  def close(self):
+    self._proc.stdin.close()
+    self._proc.wait()
+
+
+def _serve(name: str, batch: int):
+  """The child's loop: reads ``'<kind> <iters>'`` lines, answers seconds."""
+  steps = make_steps(name, batch)
+  print(json.dumps({"threads": steps["threads"], "version": steps["version"]}),
+        flush=True)
+  for line in sys.stdin:
+    kind, iters = line.split()
+    print(median_seconds(steps[kind], int(iters)), flush=True)
+
+
+if __name__ == "__main__":
+  _serve(sys.argv[1], int(sys.argv[2]))

@@ -16,8 +16,13 @@ the kernel had to map in, :mod:`remix_jax.host_memory`), SUMix's step time
 as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
 torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
-eager ``channels_last`` (``benchmarks/torch_reference.py``) is timed in the
-same run and the JAX / PyTorch ratios are printed.
+eager ``channels_last`` (``benchmarks/torch_reference.py``) runs in
+the same run (a child process with its own heap, ``torch_reference.Server``),
+interleaved with the ERM step of each implementation: ``--rounds``
+rounds, each timing every contender's train step, then its forward, for
+``--iters / --rounds`` calls. The JAX / PyTorch ratios printed are the
+median over rounds of each round's ratio of medians, with their range, so
+the machine's drift over minutes acts on both sides alike.
 """
 
 import argparse
@@ -63,7 +68,12 @@ def _median_time(fn, iters: int) -> tuple[float, float]:
 
 
 def time_train_step(method: str, args, images, labels) -> dict:
-  """Compile time and median step time of one method's train step."""
+  """Compile time and median step time of one method's train step.
+
+  Returns:
+    ``{'compile_s', 'step_s', 'faults', 'step'}`` (``step()`` runs one more
+    step), and for ERM also ``eval_s`` and ``forward`` (one eval step).
+  """
   config = cifar_lt.get_config(f"method={method}")
   config.model = args.model
   config.batch_size = args.batch
@@ -84,13 +94,38 @@ def time_train_step(method: str, args, images, labels) -> dict:
   compile_s = time.perf_counter() - t0
   one_step()  # warm-up
   step_s, faults = _median_time(one_step, args.iters)
-  out = {"compile_s": compile_s, "step_s": step_s, "faults": faults}
+  out = {"compile_s": compile_s, "step_s": step_s, "faults": faults,
+         "step": one_step}
   if method == "erm":
     mask = np.ones(len(labels), bool)
     eval_batch = parallel.shard_batch(mesh, (images, labels, mask))
     run_eval = lambda: eval_step(holder["state"], *eval_batch)
     jax.block_until_ready(run_eval())
     out["eval_s"] = _median_time(run_eval, args.iters)[0]
+    out["forward"] = run_eval
+  return out
+
+
+def head_to_head(contenders: dict, rounds: int, iters: int) -> dict:
+  """Times contenders' train steps and forwards in interleaved rounds.
+
+  Each round times every contender's train step (``'step'``) for ``iters``
+  calls, then every contender's forward (``'forward'``), one after another.
+
+  Args:
+    contenders: name -> ``time(kind, iters)``, the median seconds of
+      ``iters`` calls of pass ``kind`` after a warm-up call.
+    rounds: how many rounds.
+    iters: calls per contender, pass and round.
+
+  Returns:
+    ``{(name, kind): [median seconds of round 0, round 1, ...]}``.
+  """
+  out = {}
+  for _ in range(rounds):
+    for kind in ("step", "forward"):
+      for name, time_fn in contenders.items():
+        out.setdefault((name, kind), []).append(time_fn(kind, iters))
   return out
 
 
@@ -110,6 +145,9 @@ def main():
                       "timed (onednn is skipped where it is unavailable)")
   parser.add_argument("--no_torch", action="store_true",
                       help="skip the PyTorch reference")
+  parser.add_argument("--rounds", type=int, default=5,
+                      help="interleaved rounds against PyTorch (each of "
+                      "--iters / --rounds calls per side)")
   args = parser.parse_args()
   rng = np.random.RandomState(0)
   images = rng.randn(args.batch, 32, 32, 3).astype(np.float32)
@@ -157,16 +195,35 @@ def main():
     print("PyTorch reference skipped: torch is not installed "
           "(pip install torch==2.13.0, the CPU build)")
     return
-  ref = torch_reference.time_model(args.model, args.batch, args.iters)
-  torch_train = args.batch / ref["step_s"]
-  torch_eval = args.batch / ref["eval_s"]
-  print(f"PyTorch {ref['version']} eager channels_last {args.model} "
-        f"({ref['threads']} threads): train {torch_train:.0f} images/s, "
-        f"eval {torch_eval:.0f} images/s")
+  ref = torch_reference.Server(args.model, args.batch)
+  contenders = {"torch": ref.time}
   for impl, base in erm_results.items():
-    print(f"ratio JAX ({impl} convs)/PyTorch: train "
-          f"{args.batch / base['step_s'] / torch_train:.2f}x, eval "
-          f"{args.batch / base['eval_s'] / torch_eval:.2f}x (erm step)")
+    contenders[impl] = (lambda kind, iters, base=base:
+                        torch_reference.median_seconds(
+                            lambda: jax.block_until_ready(base[kind]()),
+                            iters))
+  rounds = max(1, args.rounds)
+  per_round = max(2, args.iters // rounds)
+  times = head_to_head(contenders, rounds, per_round)
+  ref.close()
+  print(f"PyTorch {ref.version} eager channels_last {args.model} "
+        f"(a child process, {ref.threads} threads), {rounds} interleaved "
+        f"rounds of "
+        f"{per_round} calls per side: train "
+        f"{args.batch / statistics.median(times['torch', 'step']):.0f} "
+        f"images/s, eval "
+        f"{args.batch / statistics.median(times['torch', 'forward']):.0f} "
+        f"images/s")
+  for impl in erm_results:
+    parts = []
+    for kind, label in (("step", "train"), ("forward", "eval")):
+      ratios = [t / j for t, j in zip(times["torch", kind], times[impl, kind])]
+      parts.append(f"{label} {statistics.median(ratios):.2f}x "
+                   f"({min(ratios):.2f}-{max(ratios):.2f}; "
+                   f"{args.batch / statistics.median(times[impl, kind]):.0f}"
+                   f" images/s)")
+    print(f"ratio JAX ({impl} convs)/PyTorch, median over rounds (range): "
+          + ", ".join(parts) + " (erm step)")
 
 
 if __name__ == "__main__":
