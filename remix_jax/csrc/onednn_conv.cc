@@ -4,6 +4,8 @@
 //   RemixOnednnConvFwd        y  = conv(x, w)
 //   RemixOnednnConvBwdData    dx = conv_transpose(dy, w)
 //   RemixOnednnConvBwdWeights dw = sum_{n,h,w} x_pad[n, h*s+i, w*s+j, c] dy[n,h,w,o]
+// and one for inference with an epilogue in oneDNN's post-ops:
+//   RemixOnednnConvFwdEpilogue y = act(conv(x, w) + b [+ s]), act = ReLU or id
 // x, y and dy are NHWC and w, dw HWIO, as XLA holds them, so no activation is
 // ever reordered. The weights go through oneDNN's preferred blocked layout
 // (format `any`), which costs one small reorder per call.
@@ -14,8 +16,10 @@
 // stream and scratchpad, and the calls run one at a time
 // (ExecutionLock(), onednn_common.h).
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -67,6 +71,22 @@ dnnl::convolution_forward::primitive_desc ForwardPd(const Geometry& g) {
       g.dst(), g.strides(), g.pad_begin(), g.pad_end(), ScratchpadAttr());
 }
 
+// Inference forward with bias b[o] and the epilogue as post-ops: a binary
+// add of the NHWC tensor s when `add`, then a ReLU when `relu`.
+dnnl::convolution_forward::primitive_desc EpiloguePd(const Geometry& g,
+                                                     bool add, bool relu) {
+  dnnl::post_ops ops;
+  if (add) ops.append_binary(dnnl::algorithm::binary_add, g.dst());
+  if (relu) ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  auto attr = ScratchpadAttr();
+  attr.set_post_ops(ops);
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_inference,
+      dnnl::algorithm::convolution_direct, g.src(), g.weights(Tag::any),
+      memory::desc({g.o}, memory::data_type::f32, Tag::x), g.dst(),
+      g.strides(), g.pad_begin(), g.pad_end(), attr);
+}
+
 // One cached pass: the primitive, the oneDNN layout of its weights, and the
 // reorder between that layout and HWIO (null when they agree).
 struct Plan {
@@ -79,13 +99,22 @@ struct Plan {
   bool needs_reorder = false;
 };
 
-enum class Pass { kFwd, kBwdData, kBwdWeights };
+// The epilogue passes follow kFwdEpilogue: + 1 with the add, + 2 with ReLU.
+enum class Pass { kFwd, kBwdData, kBwdWeights, kFwdEpilogue };
 
-Plan MakePlan(const Geometry& g, Pass pass) {
+int PassId(Pass pass, bool add = false, bool relu = false) {
+  return static_cast<int>(pass) + (add ? 1 : 0) + (relu ? 2 : 0);
+}
+
+Plan MakePlan(const Geometry& g, int pass_id) {
+  const Pass pass = static_cast<Pass>(std::min(pass_id, 3));
   Plan plan;
   plan.hwio_md = g.weights(Tag::hwio);
-  if (pass == Pass::kFwd) {
-    auto pd = ForwardPd(g);
+  if (pass == Pass::kFwd || pass == Pass::kFwdEpilogue) {
+    const int epilogue = pass_id - static_cast<int>(Pass::kFwdEpilogue);
+    auto pd = pass == Pass::kFwd
+                  ? ForwardPd(g)
+                  : EpiloguePd(g, epilogue & 1, epilogue & 2);
     plan.primitive = dnnl::convolution_forward(pd);
     plan.weights_md = pd.weights_desc();
     plan.scratchpad_bytes = pd.scratchpad_desc().get_size();
@@ -119,12 +148,12 @@ Plan MakePlan(const Geometry& g, Pass pass) {
   return plan;
 }
 
-const Plan& GetPlan(const Geometry& g, Pass pass) {
+const Plan& GetPlan(const Geometry& g, int pass_id) {
   static std::mutex mutex;
   static std::map<std::pair<int, Key>, std::unique_ptr<Plan>> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[{static_cast<int>(pass), g.key()}];
-  if (!slot) slot = std::make_unique<Plan>(MakePlan(g, pass));
+  auto& slot = cache[{pass_id, g.key()}];
+  if (!slot) slot = std::make_unique<Plan>(MakePlan(g, pass_id));
   return *slot;
 }
 
@@ -144,6 +173,10 @@ ffi::Error CheckGeometry(const Geometry& g) {
 
 template <typename Buffer>
 bool Rank4(const Buffer& b) { return b.dimensions().size() == 4; }
+
+bool SameDims(ffi::Span<const int64_t> a, ffi::Span<const int64_t> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
 
 // Runs `plan` with `args`, bringing the weights at `weights_arg` in or out of
 // HWIO through the plan's reorder.
@@ -202,7 +235,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
   Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(),
                             sh, sw, pt, pb, pl, pr);
   if (auto error = CheckGeometry(g); error.failure()) return error;
-  const Plan& plan = GetPlan(g, Pass::kFwd);
+  const Plan& plan = GetPlan(g, PassId(Pass::kFwd));
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(g.src(), Engine(), x.typed_data())},
       {DNNL_ARG_DST, memory(g.dst(), Engine(), y->typed_data())}};
@@ -219,7 +252,7 @@ ffi::Error BackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
   Geometry g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(),
                             sh, sw, pt, pb, pl, pr);
   if (auto error = CheckGeometry(g); error.failure()) return error;
-  const Plan& plan = GetPlan(g, Pass::kBwdData);
+  const Plan& plan = GetPlan(g, PassId(Pass::kBwdData));
   std::unordered_map<int, memory> args{
       {DNNL_ARG_DIFF_DST, memory(g.dst(), Engine(), dy.typed_data())},
       {DNNL_ARG_DIFF_SRC, memory(g.src(), Engine(), dx->typed_data())}};
@@ -237,11 +270,41 @@ ffi::Error BackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
   Geometry g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(),
                             sh, sw, pt, pb, pl, pr);
   if (auto error = CheckGeometry(g); error.failure()) return error;
-  const Plan& plan = GetPlan(g, Pass::kBwdWeights);
+  const Plan& plan = GetPlan(g, PassId(Pass::kBwdWeights));
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(g.src(), Engine(), x.typed_data())},
       {DNNL_ARG_DIFF_DST, memory(g.dst(), Engine(), dy.typed_data())}};
   return Execute(plan, DNNL_ARG_DIFF_WEIGHTS, dw->typed_data(), args);
+}
+
+ffi::Error ForwardEpilogue(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
+                           ffi::Buffer<ffi::F32> b,
+                           std::optional<ffi::Buffer<ffi::F32>> skip,
+                           ffi::ResultBuffer<ffi::F32> y, int64_t sh,
+                           int64_t sw, int64_t pt, int64_t pb, int64_t pl,
+                           int64_t pr, bool relu) {
+  if (!Rank4(x) || !Rank4(w) || !Rank4(*y) ||
+      x.dimensions()[3] != w.dimensions()[2] || b.dimensions().size() != 1 ||
+      b.dimensions()[0] != w.dimensions()[3] ||
+      (skip && !SameDims(skip->dimensions(), y->dimensions()))) {
+    return ffi::Error::InvalidArgument(
+        "onednn conv: expected NHWC x, HWIO w, bias [O], skip shaped as y");
+  }
+  Geometry g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(),
+                            sh, sw, pt, pb, pl, pr);
+  if (auto error = CheckGeometry(g); error.failure()) return error;
+  const Plan& plan =
+      GetPlan(g, PassId(Pass::kFwdEpilogue, skip.has_value(), relu));
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(g.src(), Engine(), x.typed_data())},
+      {DNNL_ARG_BIAS, memory({{g.o}, memory::data_type::f32, Tag::x},
+                             Engine(), b.typed_data())},
+      {DNNL_ARG_DST, memory(g.dst(), Engine(), y->typed_data())}};
+  if (skip) {
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+        memory(g.dst(), Engine(), skip->typed_data());
+  }
+  return Execute(plan, DNNL_ARG_WEIGHTS, w.typed_data(), args);
 }
 
 auto BindConv() {
@@ -264,6 +327,20 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdData, BackwardData,
                               BindConv());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdWeights, BackwardWeights,
                               BindConv());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvFwdEpilogue, ForwardEpilogue,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .OptionalArg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("stride_h")
+                                  .Attr<int64_t>("stride_w")
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_bottom")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("pad_right")
+                                  .Attr<bool>("relu"));
 
 // The oneDNN version the library was built against, for diagnostics.
 extern "C" int RemixOnednnVersion() {

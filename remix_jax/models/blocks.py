@@ -11,6 +11,7 @@ import jax
 from flax import nnx
 
 from remix_jax.models import layers as layers_lib
+from remix_jax.models.conv_bn import conv_bn
 
 
 class ResidualBlock(nnx.Module):
@@ -67,8 +68,8 @@ class BasicBlock(ResidualBlock):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, width]``."""
-    h = self.bn1(self.conv1(x), relu=True)
-    return self.bn2(self.conv2(h), relu=True, skip=self._skip(x))
+    h = conv_bn(self.conv1, self.bn1, x, relu=True)
+    return conv_bn(self.conv2, self.bn2, h, relu=True, skip=self._skip(x))
 
 
 class Bottleneck(ResidualBlock):
@@ -106,9 +107,9 @@ class Bottleneck(ResidualBlock):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, in] → [B, ⌈H/s⌉, ⌈W/s⌉, 4·width]``."""
-    h = self.bn1(self.conv1(x), relu=True)
-    h = self.bn2(self.conv2(h), relu=True)
-    return self.bn3(self.conv3(h), relu=True, skip=self._skip(x))
+    h = conv_bn(self.conv1, self.bn1, x, relu=True)
+    h = conv_bn(self.conv2, self.bn2, h, relu=True)
+    return conv_bn(self.conv3, self.bn3, h, relu=True, skip=self._skip(x))
 
 
 class Stage(nnx.Module):

@@ -18,6 +18,7 @@ from flax import nnx
 from remix_jax.models import batch_norm as batch_norm_lib
 from remix_jax.models import conv as conv_lib
 from remix_jax.models import initializers
+from remix_jax.models.conv_bn import conv_bn
 
 #: PyTorch's BatchNorm momentum 0.1 in Flax's convention (weight of the old).
 BN_MOMENTUM = 0.9
@@ -146,7 +147,7 @@ class Stem(nnx.Module):
     """``[B, H, W, C] → [B, H', W', out_channels]``."""
     if self.fold_channels:
       x = jnp.mean(x, axis=-1, keepdims=True)
-    x = self.bn(self.conv(x), relu=True)
+    x = conv_bn(self.conv, self.bn, x, relu=True)
     return max_pool_3x3_s2(x) if self.pool else x
 
 
@@ -195,7 +196,7 @@ class ProjectionShortcut(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """``[B, H, W, Cin] → [B, ⌈H/s⌉, ⌈W/s⌉, Cout]``."""
-    return self.bn(self.conv(x))
+    return conv_bn(self.conv, self.bn, x)
 
 
 #: Shortcut kinds: ``"A"`` zero-padding identity, ``"B"`` projection.

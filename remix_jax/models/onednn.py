@@ -8,7 +8,8 @@ library ``remix_jax/_onednn_conv`` (built by ``setup.py`` from
 ``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers for
 convolutions, which :func:`conv_general_dilated` calls with
 ``jax.ffi.ffi_call`` (and four for BatchNorm,
-:mod:`remix_jax.models.onednn_batch_norm`):
+:mod:`remix_jax.models.onednn_batch_norm`, and one for inference with an
+epilogue, :func:`conv_epilogue`):
 
     y  = x ⊛ w                          (forward)
     ∂L/∂x = ∂L/∂y ⊛ᵀ w                  (backward data)
@@ -49,7 +50,7 @@ import numpy as np
 from jax import lax
 
 #: FFI target names, by pass (the convolution's three, then BatchNorm's four,
-#: :mod:`remix_jax.models.onednn_batch_norm`).
+#: :mod:`remix_jax.models.onednn_batch_norm`, then :func:`conv_epilogue`'s).
 TARGETS = {
     "fwd": "remix_jax_onednn_conv_fwd",
     "bwd_data": "remix_jax_onednn_conv_bwd_data",
@@ -58,6 +59,7 @@ TARGETS = {
     "bn_bwd": "remix_jax_onednn_batch_norm_bwd",
     "bn_add_relu_fwd": "remix_jax_onednn_batch_norm_add_relu_fwd",
     "bn_add_relu_bwd": "remix_jax_onednn_batch_norm_add_relu_bwd",
+    "fwd_epilogue": "remix_jax_onednn_conv_fwd_epilogue",
 }
 _SYMBOLS = {
     "fwd": "RemixOnednnConvFwd",
@@ -67,6 +69,7 @@ _SYMBOLS = {
     "bn_bwd": "RemixOnednnBatchNormBwd",
     "bn_add_relu_fwd": "RemixOnednnBatchNormAddReluFwd",
     "bn_add_relu_bwd": "RemixOnednnBatchNormAddReluBwd",
+    "fwd_epilogue": "RemixOnednnConvFwdEpilogue",
 }
 _EXTENSION = "remix_jax._onednn_conv"
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -205,7 +208,8 @@ def _call(pass_name: str, geometry: Geometry, shape, a, b):
              **geometry.attrs())
 
 
-def _out_shape(x_shape, w_shape, geometry: Geometry):
+def out_shape(x_shape, w_shape, geometry: Geometry) -> tuple[int, ...]:
+  """``[N, H_out, W_out, O]`` of NHWC ``x_shape`` ⊛ HWIO ``w_shape``."""
   oh, ow = geometry.out_hw(x_shape[1], x_shape[2], w_shape[0], w_shape[1])
   return (x_shape[0], oh, ow, w_shape[3])
 
@@ -223,7 +227,7 @@ def conv_nhwc(x: jax.Array, w: jax.Array, geometry: Geometry) -> jax.Array:
     ``[N, H_out, W_out, O]``, as ``lax.conv_general_dilated`` with
     ``("NHWC", "HWIO", "NHWC")``.
   """
-  return _call("fwd", geometry, _out_shape(x.shape, w.shape, geometry), x, w)
+  return _call("fwd", geometry, out_shape(x.shape, w.shape, geometry), x, w)
 
 
 def _conv_fwd(x, w, geometry):
@@ -251,10 +255,64 @@ def _conv_bwd(geometry, residuals, g):
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
 
 
-def _geometry(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-              dimension_numbers, feature_group_count, batch_group_count,
-              preferred_element_type) -> Optional[Geometry]:
-  """The :class:`Geometry` of a call oneDNN can run, else ``None``."""
+def _epilogue_reference(x, w, b, skip, geometry, relu):
+  y = conv_nhwc(x, w, geometry) + b
+  y = y if skip is None else y + skip
+  return jnp.maximum(y, 0) if relu else y
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def conv_epilogue(x: jax.Array, w: jax.Array, b: jax.Array,
+                  skip: Optional[jax.Array], geometry: Geometry,
+                  relu: bool) -> jax.Array:
+  """``act(x ⊛ w + b + skip)`` in one oneDNN forward (inference kernels).
+
+  ``b`` is added per output channel, ``skip`` (optional, the output's
+  shape) elementwise, and ``act`` is ``max(·, 0)`` when ``relu``, else the
+  identity; oneDNN applies them as post-ops while the output is in cache.
+  With a BatchNorm folded into ``w`` and ``b`` this is a ResNet layer's
+  eval-mode ``ReLU(BN(conv(x)) + shortcut)``
+  (:func:`remix_jax.models.conv_bn.conv_bn`). Its gradient is that of the
+  same function built from :func:`conv_nhwc` and XLA's ops.
+
+  Args:
+    x: ``[N, H, W, C]`` float32 input.
+    w: ``[KH, KW, C, O]`` float32 kernel.
+    b: ``[O]`` float32 bias.
+    skip: ``[N, H_out, W_out, O]`` float32, or ``None``.
+    geometry: strides and explicit zero padding.
+    relu: apply the ReLU.
+
+  Returns:
+    ``[N, H_out, W_out, O]`` float32.
+  """
+  operands = (x, w, b) if skip is None else (x, w, b, skip)
+  return ffi("fwd_epilogue",
+             jax.ShapeDtypeStruct(out_shape(x.shape, w.shape, geometry),
+                                  jnp.float32),
+             *operands, relu=np.bool_(relu), **geometry.attrs())
+
+
+def _epilogue_fwd(x, w, b, skip, geometry, relu):
+  return conv_epilogue(x, w, b, skip, geometry, relu), (x, w, b, skip)
+
+
+def _epilogue_bwd(geometry, relu, residuals, g):
+  _, vjp = jax.vjp(
+      functools.partial(_epilogue_reference, geometry=geometry, relu=relu),
+      *residuals)
+  return vjp(g)
+
+
+conv_epilogue.defvjp(_epilogue_fwd, _epilogue_bwd)
+
+
+def geometry_of(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                rhs_dilation=None, dimension_numbers=_NHWC,
+                feature_group_count=1, batch_group_count=1,
+                preferred_element_type=None) -> Optional[Geometry]:
+  """The :class:`Geometry` of a ``lax.conv_general_dilated`` call (same
+  arguments) that oneDNN can run, else ``None``."""
   if (lhs.ndim != 4 or rhs.ndim != 4 or lhs.dtype != jnp.float32
       or rhs.dtype != jnp.float32
       or preferred_element_type not in (None, jnp.float32)
@@ -306,8 +364,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     RuntimeError: the oneDNN library is unavailable
       (:func:`unavailable_reason`).
   """
-  geometry = _geometry(lhs, rhs, window_strides, padding, lhs_dilation,
-                       rhs_dilation, dimension_numbers, feature_group_count,
+  geometry = geometry_of(lhs, rhs, window_strides, padding, lhs_dilation,
+                         rhs_dilation, dimension_numbers, feature_group_count,
                        batch_group_count, preferred_element_type)
   if geometry is None or any(v is not None for v in kwargs.values()):
     return lax.conv_general_dilated(
