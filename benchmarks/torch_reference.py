@@ -171,6 +171,29 @@ class Server:
     self._proc.wait()
 
 
+def head_to_head(contenders: dict, rounds: int, iters: int) -> dict:
+  """Times contenders' train steps and forwards in interleaved rounds.
+
+  Each round times every contender's train step (``'step'``) for ``iters``
+  calls, then every contender's forward (``'forward'``), one after another.
+
+  Args:
+    contenders: name -> ``time(kind, iters)``, the median seconds of
+      ``iters`` calls of pass ``kind`` after a warm-up call.
+    rounds: how many rounds.
+    iters: calls per contender, pass and round.
+
+  Returns:
+    ``{(name, kind): [median seconds of round 0, round 1, ...]}``.
+  """
+  out = {}
+  for _ in range(rounds):
+    for kind in ("step", "forward"):
+      for name, time_fn in contenders.items():
+        out.setdefault((name, kind), []).append(time_fn(kind, iters))
+  return out
+
+
 def _serve(name: str, batch: int):
   """The child's loop: reads ``'<kind> <iters>'`` lines, answers seconds."""
   steps = make_steps(name, batch)

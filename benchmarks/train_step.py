@@ -106,29 +106,6 @@ def time_train_step(method: str, args, images, labels) -> dict:
   return out
 
 
-def head_to_head(contenders: dict, rounds: int, iters: int) -> dict:
-  """Times contenders' train steps and forwards in interleaved rounds.
-
-  Each round times every contender's train step (``'step'``) for ``iters``
-  calls, then every contender's forward (``'forward'``), one after another.
-
-  Args:
-    contenders: name -> ``time(kind, iters)``, the median seconds of
-      ``iters`` calls of pass ``kind`` after a warm-up call.
-    rounds: how many rounds.
-    iters: calls per contender, pass and round.
-
-  Returns:
-    ``{(name, kind): [median seconds of round 0, round 1, ...]}``.
-  """
-  out = {}
-  for _ in range(rounds):
-    for kind in ("step", "forward"):
-      for name, time_fn in contenders.items():
-        out.setdefault((name, kind), []).append(time_fn(kind, iters))
-  return out
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=128)
@@ -204,7 +181,7 @@ def main():
                             iters))
   rounds = max(1, args.rounds)
   per_round = max(2, args.iters // rounds)
-  times = head_to_head(contenders, rounds, per_round)
+  times = torch_reference.head_to_head(contenders, rounds, per_round)
   ref.close()
   print(f"PyTorch {ref.version} eager channels_last {args.model} "
         f"(a child process, {ref.threads} threads), {rounds} interleaved "
