@@ -283,8 +283,14 @@ ffi::Error AddReluBackward(F32 x, F32 dy, F32 y, F32 scale, F32 mean, F32 var,
   const float* g = dy.typed_data();
   const float* out = y.typed_data();
   std::lock_guard<std::mutex> lock(ExecutionLock());
+  // Both loads unconditional, so that the select compiles to a compare and
+  // a bitwise and on whole vectors rather than a branch per element (a
+  // conditional load of g[i] cannot be vectorized without masked loads).
 #pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < size; ++i) masked[i] = out[i] > 0.0f ? g[i] : 0.0f;
+  for (size_t i = 0; i < size; ++i) {
+    const float grad = g[i];
+    masked[i] = out[i] > 0.0f ? grad : 0.0f;
+  }
   auto args = BackwardArgs(*plan, x, masked, scale, mean, var, dx, dscale,
                            dshift);
   return Run(plan->backward, plan->backward_scratch, args);
