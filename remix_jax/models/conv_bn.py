@@ -39,7 +39,8 @@ def _folded_geometry(conv: nnx.Conv, bn: batch_norm_lib.BatchNorm,
           and conv.feature_group_count == 1 and conv.mask is None
           and x.dtype == jnp.float32
           and conv.kernel[...].dtype == jnp.float32
-          and not isinstance(conv.padding, int)
+          and (conv.padding in ("SAME", "VALID")
+               or not isinstance(conv.padding, (str, int)))
           and onednn.available()):
     return None
   pair = lambda v: (v,) * 2 if isinstance(v, int) else tuple(v)

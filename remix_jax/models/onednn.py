@@ -366,7 +366,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   """
   geometry = geometry_of(lhs, rhs, window_strides, padding, lhs_dilation,
                          rhs_dilation, dimension_numbers, feature_group_count,
-                       batch_group_count, preferred_element_type)
+                         batch_group_count, preferred_element_type)
   if geometry is None or any(v is not None for v in kwargs.values()):
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,

@@ -194,3 +194,18 @@ def test_shard_map_runs_each_shard_and_sums_kernel_gradients():
   want = step(lambda x, w, b, s: _reference(x, w, b, s, 1, True))(*args)
   for a, e in zip(ours, want):
     np.testing.assert_allclose(a, e, rtol=2e-4, atol=2e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize("kwargs", [{"padding": "CIRCULAR"},
+                                    {"feature_group_count": 2},
+                                    {"kernel_dilation": (2, 2)}])
+def test_convs_onednn_cannot_run_fall_back_to_bn_of_conv(kwargs):
+  conv = nnx.Conv(4, 8, (3, 3), use_bias=False, rngs=nnx.Rngs(0),
+                  **{"padding": ((1, 1), (1, 1)), **kwargs})
+  _, bn = _conv_and_bn("onednn", 4, 8, 3, 1)
+  bn.eval()
+  x = jnp.asarray(np.random.RandomState(6).randn(2, 6, 6, 4), jnp.float32)
+  np.testing.assert_allclose(conv_bn(conv, bn, x, relu=True),
+                             bn(conv(x), relu=True), rtol=1e-6, atol=1e-6)
+  assert _calls(_conv_bn_hlo(conv, bn, x, None, True), "fwd_epilogue") == 0
