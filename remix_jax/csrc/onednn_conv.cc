@@ -25,6 +25,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -307,17 +308,33 @@ ffi::Error ForwardEpilogue(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
   return Execute(plan, DNNL_ARG_WEIGHTS, w.typed_data(), args);
 }
 
+// `binding` followed by the strides and paddings of every handler here.
+template <typename Binding>
+auto WithGeometry(Binding binding) {
+  return std::move(binding)
+      .template Attr<int64_t>("stride_h")
+      .template Attr<int64_t>("stride_w")
+      .template Attr<int64_t>("pad_top")
+      .template Attr<int64_t>("pad_bottom")
+      .template Attr<int64_t>("pad_left")
+      .template Attr<int64_t>("pad_right");
+}
+
 auto BindConv() {
-  return ffi::Ffi::Bind()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Ret<ffi::Buffer<ffi::F32>>()
-      .Attr<int64_t>("stride_h")
-      .Attr<int64_t>("stride_w")
-      .Attr<int64_t>("pad_top")
-      .Attr<int64_t>("pad_bottom")
-      .Attr<int64_t>("pad_left")
-      .Attr<int64_t>("pad_right");
+  return WithGeometry(ffi::Ffi::Bind()
+                          .Arg<ffi::Buffer<ffi::F32>>()
+                          .Arg<ffi::Buffer<ffi::F32>>()
+                          .Ret<ffi::Buffer<ffi::F32>>());
+}
+
+auto BindEpilogue() {
+  return WithGeometry(ffi::Ffi::Bind()
+                          .Arg<ffi::Buffer<ffi::F32>>()     // x
+                          .Arg<ffi::Buffer<ffi::F32>>()     // w
+                          .Arg<ffi::Buffer<ffi::F32>>()     // b
+                          .OptionalArg<ffi::Buffer<ffi::F32>>()  // s
+                          .Ret<ffi::Buffer<ffi::F32>>())
+      .Attr<bool>("relu");
 }
 
 }  // namespace
@@ -328,19 +345,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdData, BackwardData,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvBwdWeights, BackwardWeights,
                               BindConv());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RemixOnednnConvFwdEpilogue, ForwardEpilogue,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .OptionalArg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("stride_h")
-                                  .Attr<int64_t>("stride_w")
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_bottom")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("pad_right")
-                                  .Attr<bool>("relu"));
+                              BindEpilogue());
 
 // The oneDNN version the library was built against, for diagnostics.
 extern "C" int RemixOnednnVersion() {
