@@ -16,7 +16,7 @@ the kernel had to map in, :mod:`remix_jax.host_memory`), SUMix's step time
 as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
 torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
-eager ``channels_last`` (``benchmarks/torch_reference.py``) runs in
+eager ``channels_last`` (``benchmarks/torch_reference.py``) is timed in
 the same run (a child process with its own heap, ``torch_reference.Server``),
 interleaved with the ERM step of each implementation: ``--rounds``
 rounds, each timing every contender's train step, then its forward, for
