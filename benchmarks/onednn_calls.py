@@ -35,13 +35,13 @@ def _run_steps(side: str, model: str, batch: int, steps: int):
     import numpy as np  # pylint: disable=g-import-not-at-top
     from configs import cifar_lt  # pylint: disable=g-import-not-at-top
     from remix_jax import parallel, train  # pylint: disable=g-import-not-at-top
+    import train_step as bench  # pylint: disable=g-import-not-at-top
     config = cifar_lt.get_config("method=erm")
     config.model, config.batch_size, config.conv_impl = model, batch, "onednn"
     mesh = parallel.make_mesh(0)
     state, train_step, _ = train.build(
         config, mesh, num_classes=10, steps_per_epoch=100,
-        class_counts=np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139,
-                               83, 50]))
+        class_counts=bench.COUNTS)
     rng = np.random.RandomState(0)
     batch_arrays = parallel.shard_batch(mesh, (
         rng.randn(batch, 32, 32, 3).astype(np.float32),
