@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import sys
+import time
 
 import jax
 import numpy as np
@@ -270,7 +271,7 @@ class Checkpointer:
     if self._primary:
       for name in os.listdir(self.directory):
         if name.startswith(f"{step}{TMP_SUFFIX}"):
-          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+          _remove_settled(os.path.join(self.directory, name))
     kept = [s for s in self._manager.all_steps() if s != step]
     if kept:
       then = (f"checkpoint {max(kept)} is intact: re-run to resume from it "
@@ -355,6 +356,30 @@ class Checkpointer:
     except Exception as err:  # pylint: disable=broad-except
       logging.warning("closing the checkpoints in %s: %s", self.directory,
                       _cause(err))
+
+
+def _remove_settled(path: str, settle: float = 0.5,
+                    timeout: float = 30.0) -> None:
+  """Removes the directory ``path`` of a failed save and waits until it
+  stays removed for ``settle`` seconds.
+
+  A failed save raises at its first failed write while tensorstore's other
+  writes of the step are still in flight; they create their parent
+  directories again, during or just after a single ``rmtree``. Gives up after
+  ``timeout`` seconds: a temporary directory left behind is removed when the
+  next run opens the checkpoints (``cleanup_tmp_directories``).
+  """
+  deadline = time.monotonic() + timeout
+  gone_since = None
+  while time.monotonic() < deadline:
+    if os.path.exists(path):
+      shutil.rmtree(path, ignore_errors=True)
+      gone_since = None
+    elif gone_since is None:
+      gone_since = time.monotonic()
+    elif time.monotonic() - gone_since >= settle:
+      return
+    time.sleep(0.02)
 
 
 def _layout_of(records: dict) -> dict[str, list]:

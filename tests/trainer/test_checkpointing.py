@@ -7,6 +7,8 @@ import logging
 import os
 import resource
 import signal
+import threading
+import time
 import types
 
 import jax
@@ -162,6 +164,29 @@ def test_failed_write_raises_one_line_at_its_step_and_keeps_the_rest(
   ckpt.save(3, _state(3.0))  # with room again
   assert ckpt.restore_latest(checkpointing.abstract_like(_state()))[0] == 3
   ckpt.close()
+
+
+def test_a_failed_save_is_removed_while_its_writes_still_create_it(
+    tmp_path):
+  # What tensorstore's in-flight writes do after a save has failed: create
+  # their parent directories again, during and just after the removal.
+  path = tmp_path / "3.orbax-checkpoint-tmp"
+  until = time.monotonic() + 0.3
+  recreated = []
+
+  def writer():
+    while time.monotonic() < until:
+      (path / "default" / "ocdbt.process_0" / "d").mkdir(parents=True,
+                                                          exist_ok=True)
+      recreated.append(1)
+      time.sleep(0.005)
+
+  thread = threading.Thread(target=writer)
+  thread.start()
+  checkpointing._remove_settled(str(path), settle=0.2, timeout=5.0)
+  thread.join()
+  assert len(recreated) > 1
+  assert not path.exists()
 
 
 def test_write_and_read_failures_name_their_cause():
