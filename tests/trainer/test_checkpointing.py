@@ -183,7 +183,7 @@ def test_a_failed_save_is_removed_while_its_writes_still_create_it(
 
   thread = threading.Thread(target=writer)
   thread.start()
-  checkpointing._remove_settled(str(path), settle=0.2, timeout=5.0)
+  checkpointing._remove_settled(str(path), settle=1.0, timeout=10.0)
   thread.join()
   assert len(recreated) > 1
   assert not path.exists()
