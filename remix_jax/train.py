@@ -285,7 +285,8 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
-  ``workdir/checkpoints``. On SIGTERM it saves a checkpoint and returns
+  ``workdir/checkpoints``. On SIGTERM it saves a checkpoint (at an epoch's
+  last step, then runs that epoch's evaluation if one is due) and returns
   ``{'interrupted': True, 'step': …}``. Before reading any data it checks the
   config, that ``workdir`` is writable, takes the workdir's lock and
   compares the config with the one that trained the workdir
@@ -417,6 +418,27 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
       f"{steps_per_epoch} steps/epoch, {mesh.devices.size} device(s), "
       f"{nproc} process(es), starting at step {step}/{total_steps}")
   rebalance = class_balance.Rebalance.from_config(config)
+
+  def evaluation_due(at: int) -> bool:
+    return ((at // steps_per_epoch) % config.eval_every_epochs == 0
+            or at >= total_steps)
+
+  def evaluate_epoch(at: int) -> dict:
+    """Evaluates ``state`` at the end of epoch ``at // steps_per_epoch``
+    and reports it (TensorBoard, the log, ``progress.json``)."""
+    epochs_done = at // steps_per_epoch
+    out = evaluate(eval_step, state, eval_data, mesh, class_counts)
+    writer.write_scalars(at, {f"test/{k}": v for k, v in out.items()
+                              if isinstance(v, float)})
+    progress.write(
+        f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
+        f"{out['top1']:.2f}%  many {report.fmt(out['many'])}  medium "
+        f"{report.fmt(out['medium'])}  few {report.fmt(out['few'])}")
+    if process == 0:
+      report.write_progress(workdir, epoch=epochs_done, step=at, metrics=out)
+    progress.restart_clock()
+    return out
+
   result = None
   try:
     while step < stop_step:
@@ -443,6 +465,12 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
           save(step, state)
           progress.write(f"interrupted: checkpoint {step} saved in "
                          f"{ckpt.directory}")
+          # A SIGTERM is seen mostly at the epoch's end, where the loop
+          # waits for the step's metrics; a resumed run starts the next
+          # epoch, so this one's evaluation is due now (after the save: a
+          # kill during it loses only the evaluation).
+          if end_of_epoch and evaluation_due(step):
+            evaluate_epoch(step)
           return {"interrupted": True, "step": step}
       epochs_done = step // steps_per_epoch
       last = step >= total_steps
@@ -452,18 +480,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
       if (epochs_done % config.checkpoint_every_epochs == 0 or last
           or stopping):
         save(step, state)
-      if epochs_done % config.eval_every_epochs == 0 or last:
-        result = evaluate(eval_step, state, eval_data, mesh, class_counts)
-        writer.write_scalars(step, {f"test/{k}": v for k, v in result.items()
-                                    if isinstance(v, float)})
-        progress.write(
-            f"epoch {epochs_done}/{config.num_epochs}: test top-1 "
-            f"{result['top1']:.2f}%  many {report.fmt(result['many'])}  medium "
-            f"{report.fmt(result['medium'])}  few {report.fmt(result['few'])}")
-        if process == 0:
-          report.write_progress(workdir, epoch=epochs_done, step=step,
-                                metrics=result)
-        progress.restart_clock()
+      if evaluation_due(step):
+        result = evaluate_epoch(step)
       if stopping:  # the save above has been written (saves wait)
         progress.write(f"stopped at epoch {epochs_done}: checkpoint {step} "
                        f"saved in {ckpt.directory}")

@@ -375,6 +375,30 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
       "resumed_at"] == []
 
 
+def test_sigterm_at_an_epochs_last_step_still_evaluates_that_epoch(
+    tmp_path, monkeypatch):
+  # 16 steps per epoch: the SIGTERM arrives while step 16, the last of
+  # epoch 1, is fed, so the trainer sees it at the end of epoch 1.
+  fed, shard_batch = [], parallel.shard_batch
+
+  def feed(*args, **kwargs):
+    fed.append(1)
+    if len(fed) == 16:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return shard_batch(*args, **kwargs)
+
+  monkeypatch.setattr(parallel, "shard_batch", feed)
+  config = tiny_config(num_epochs=3, checkpoint_every_epochs=3)
+  assert train.train_and_evaluate(config, str(tmp_path)) == {
+      "interrupted": True, "step": 16}
+  progress = json.loads((tmp_path / "progress.json").read_text())
+  assert (progress["epoch"], progress["step"]) == (1, 16)
+  # The resumed run starts epoch 2 and evaluates epochs 2 and 3.
+  monkeypatch.setattr(parallel, "shard_batch", shard_batch)
+  assert train.train_and_evaluate(config, str(tmp_path))["step"] == 48
+  assert json.loads((tmp_path / "progress.json").read_text())["epoch"] == 3
+
+
 def _free_port():
   import socket
   with socket.socket() as s:
