@@ -127,21 +127,19 @@ def check_orderings(summaries: Sequence[CellSummary],
     for chain in orderings:
       present = [m for m in chain if m in by_method]
       claimed += zip(present, present[1:])
-    others = []
-    for a, b in itertools.combinations(by_method, 2):
-      lo, hi = sorted((by_method[a], by_method[b]), key=lambda s: s.paper or 0)
-      if ((lo.cell.method, hi.cell.method) not in claimed
-          and (hi.cell.method, lo.cell.method) not in claimed
-          and _paper_table(lo) is not None
-          and _paper_table(lo) == _paper_table(hi)
-          and lo.paper != hi.paper):
-        others.append((lo.cell.method, hi.cell.method))
+    seen = {frozenset(pair) for pair in claimed}
+    in_paper = sorted((s for s in by_method.values()
+                       if _paper_table(s) is not None), key=lambda s: s.paper)
+    others = [(lo.cell.method, hi.cell.method)
+              for lo, hi in itertools.combinations(in_paper, 2)
+              if _paper_table(lo) == _paper_table(hi) and lo.paper != hi.paper
+              and frozenset((lo.cell.method, hi.cell.method)) not in seen]
     for pairs, is_claimed in ((claimed, True), (others, False)):
       for lower, higher in pairs:
         lo, hi = by_method[lower], by_method[higher]
+        margin = hi.top1 - lo.top1
         paper_margin = (None if lo.paper is None or hi.paper is None
                         else hi.paper - lo.paper)
-        margin = hi.top1 - lo.top1
         out.append({"group": list(group), "lower": lower, "higher": higher,
                     "claimed": is_claimed, "holds": margin > 0,
                     "margin": margin, "paper_margin": paper_margin})
