@@ -19,6 +19,7 @@ row as branched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ def branch(run: Run, base: Cell, base_workdir: str, step: int,
   """Starts ``run`` from checkpoint ``step`` (epoch ``epoch``) of its base's
   workdir: copies the checkpoint and the base's run record, and writes
   ``branch.json`` (the base, the step, the epoch and the base's test curve up
-  to it)."""
+  to it). ``run`` is updated in place to what its workdir now holds."""
   os.makedirs(run.workdir, exist_ok=True)
   checkpointing.copy_checkpoint(base_workdir, step, run.workdir)
   shutil.copyfile(os.path.join(base_workdir, run_record.RECORD_FILE),
@@ -61,7 +62,9 @@ def branch(run: Run, base: Cell, base_workdir: str, step: int,
   with open(tmp, "w") as f:
     json.dump(record, f, indent=1)
   os.replace(tmp, os.path.join(run.workdir, status.BRANCH_FILE))
-  run.branch = record
+  now = status.run_status(run.cell, run.seed, os.path.dirname(run.workdir))
+  for field in dataclasses.fields(now):
+    setattr(run, field.name, getattr(now, field.name))
 
 
 def _needs_branch(run: Run) -> bool:

@@ -49,6 +49,8 @@ class Run:
     resumed_at: steps at which the run went on from a checkpoint after it
       stopped (``resumed_at`` of ``progress.json`` or ``results.json``), a
       branched run's start included.
+    branched_at: steps at which deferred runs branched from this run (set
+      by :func:`table_runs`): it stopped there by plan and went on.
   """
 
   cell: Cell
@@ -63,12 +65,16 @@ class Run:
   curve: list = dataclasses.field(default_factory=list)
   branch: Optional[dict] = None
   resumed_at: list = dataclasses.field(default_factory=list)
+  branched_at: list = dataclasses.field(default_factory=list)
 
   @property
   def restarts(self) -> list[int]:
-    """:attr:`resumed_at` without a branched run's start from its base."""
-    start = None if self.branch is None else self.branch.get("step")
-    return [s for s in self.resumed_at if s != start]
+    """:attr:`resumed_at` without the planned ones: a branched run's start
+    from its base, and a base going on after its deferred runs branched."""
+    planned = set(self.branched_at)
+    if self.branch is not None:
+      planned.add(self.branch.get("step"))
+    return [s for s in self.resumed_at if s not in planned]
 
   def describe(self) -> str:
     """A short status line, e.g. ``'in progress (checkpoint at step 768)'``."""
@@ -207,6 +213,13 @@ def run_status(cell: Cell, seed: int, runs_dir: str,
 def table_runs(cells: Sequence[Cell], runs_dir: str,
                archive: Optional[str] = None) -> list[Run]:
   """Every (cell, seed) of ``cells`` with its status, in table order
-  (see :func:`run_status`)."""
-  return [run_status(cell, seed, runs_dir, archive) for cell in cells
+  (see :func:`run_status`), each base run with the steps its deferred runs
+  branched at (:attr:`Run.branched_at`)."""
+  runs = [run_status(cell, seed, runs_dir, archive) for cell in cells
           for seed in cell.seeds]
+  by_name = {r.cell.run_name(r.seed): r for r in runs}
+  for run in runs:
+    base = by_name.get((run.branch or {}).get("base"))
+    if base is not None and run.branch["step"] not in base.branched_at:
+      base.branched_at.append(run.branch["step"])
+  return runs

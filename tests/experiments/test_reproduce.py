@@ -245,6 +245,32 @@ def test_unfinished_progress_survives_without_its_workdir(tmp_path):
   assert (archive / f"{drw.run_name(0)}.json").exists()
 
 
+def test_a_bases_branch_point_is_not_listed_as_a_restart(tmp_path):
+  """The base stops at the switch epoch by plan and goes on from there; only
+  its other resumes are restarts."""
+  cells, runs_dir = _fake_table(tmp_path)
+  remix, remix_drw = cells[2], cells[3]
+  with open(os.path.join(runs_dir, remix.run_name(0), "results.json")) as f:
+    record = json.load(f)
+  record["resumed_at"] = [480, 800, 960]
+  with open(os.path.join(runs_dir, remix.run_name(0), "results.json"),
+            "w") as f:
+    json.dump(record, f)
+  (tmp_path / "runs" / remix_drw.run_name(0) / "branch.json").write_text(
+      json.dumps({"method": "remix", "base": remix.run_name(0), "step": 800,
+                  "epoch": 8, "base_curve": []}))
+  runs = {(r.cell.method, r.seed): r
+          for r in status.table_runs(cells, runs_dir)}
+  assert runs["remix", 0].branched_at == [800]
+  assert runs["remix", 0].restarts == [480, 960]
+  assert runs["remix", 1].branched_at == runs["remix", 1].restarts == []
+  paper_report.write_report("fake", cells, runs_dir,
+                            str(tmp_path / "results"))
+  md = (tmp_path / "results" / "fake.md").read_text()
+  assert "(s0: resumed from checkpoints 480, 960) |" in md
+  assert "s0: branched from Remix at epoch 8" in md
+
+
 def test_no_plots_before_a_run_finishes(tmp_path):
   paper_report.write_report("empty", [tables.Cell("erm")],
                          str(tmp_path / "runs"), str(tmp_path))

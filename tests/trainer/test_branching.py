@@ -68,7 +68,7 @@ def test_stop_at_epoch_out_of_range_is_refused_before_anything(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-def test_branch_and_continue_equals_training_from_scratch(tmp_path):
+def test_branch_and_continue_equals_training_from_scratch(tmp_path, capsys):
   erm, drw = TinyCell("erm"), TinyCell("drw")
   runs_dir, data_dir = tmp_path / "runs", tmp_path / "tfds"
   data_dir.mkdir()
@@ -94,6 +94,9 @@ def test_branch_and_continue_equals_training_from_scratch(tmp_path):
   branched_dir = runs_dir / drw.run_name(0)
   branch = json.loads((branched_dir / "branch.json").read_text())
   spe = branch["step"] // 2
+  # The line before the branched run trains says what it now starts from.
+  assert (f"== {branched_dir}: in progress (checkpoint at step "
+          f"{branch['step']})\n") in capsys.readouterr().out
   assert (branch["method"], branch["base"], branch["epoch"]) == (
       "erm", erm.run_name(0), 2)
   # The run record names the branch's change and its step.
@@ -116,12 +119,12 @@ def test_branch_and_continue_equals_training_from_scratch(tmp_path):
   md = (tmp_path / "results" / "tiny.md").read_text()
   assert "s0: branched from ERM at epoch 2" in md
   erm_run, drw_run = summaries[0].runs[0], summaries[1].runs[0]
-  # Both went on from checkpoint 2·spe: the base after stopping at the
-  # switch (a restart the report names), the branch at its start (not one).
+  # Both went on from checkpoint 2·spe, by plan: the base after stopping at
+  # the switch, the branch at its start. Neither is a restart.
   assert erm_run.resumed_at == drw_run.resumed_at == [branch["step"]]
-  assert (erm_run.restarts, drw_run.restarts) == ([branch["step"]], [])
-  assert md.count("resumed from checkpoint") == 1
-  assert f"s0: resumed from checkpoint {branch['step']})" in md
+  assert erm_run.branched_at == [branch["step"]]
+  assert erm_run.restarts == drw_run.restarts == []
+  assert "resumed from checkpoint" not in md
   assert [p[0] for p in drw_run.curve] == [1, 2, 3]
   assert drw_run.curve[:2] == erm_run.curve[:2]
   assert drw_run.curve[2][1] == pytest.approx(scratch["top1"], abs=0.01)
