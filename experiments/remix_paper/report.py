@@ -155,9 +155,11 @@ def _paper_table(summary: CellSummary) -> Optional[str]:
 # --- Report -----------------------------------------------------------------
 
 
-def _group_title(group) -> str:
-  dataset, profile, rho, protocol = group
-  return f"{dataset}, {profile} ρ={rho:g}, protocol {protocol}"
+def _group_title(cell: Cell) -> str:
+  dataset, profile, rho, protocol = cell.group
+  epochs = cell.config(cell.seeds[0]).num_epochs
+  return (f"{dataset}, {profile} ρ={rho:g}, protocol {protocol} "
+          f"({epochs} epochs)")
 
 
 def _first_results(summaries: Sequence[CellSummary]) -> Optional[dict]:
@@ -191,7 +193,8 @@ def markdown(table: str, summaries: Sequence[CellSummary],
   """The report of one table: a summary row per cell (ours next to the
   paper's), runs not finished, per-class accuracy and the orderings."""
   lines = [f"# Reproduction: `{table}`", "",
-           "Ours: mean ± sample std over the finished seeds (n). Paper: Chou "
+           "Ours: mean ± sample std over the finished seeds (n), trained "
+           "with the protocol and epochs in each heading. Paper: Chou "
            "et al. 2020 (Tables 1, 2, 5; ResNet-32 on CIFAR, ResNet-18 on "
            "CINIC; 300 epochs, mean of 5 runs); Δ = ours − paper; – = no "
            "paper number. Head / mid / tail: the largest 30 %, middle 40 % "
@@ -200,7 +203,7 @@ def markdown(table: str, summaries: Sequence[CellSummary],
            "(– where no class is one).", ""]
   for group in dict.fromkeys(s.cell.group for s in summaries):
     members = [s for s in summaries if s.cell.group == group]
-    lines += [f"## {_group_title(group)}", "",
+    lines += [f"## {_group_title(members[0].cell)}", "",
               "| method | n | top-1 (ours) | top-1 (paper) | Δ | head | mid "
               "| tail | many | medium | few | status |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -345,7 +348,7 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
       switch = in_group[0].cell.config(0).rebalance_epoch
       experiment_plots.accuracy_curves(
           f"{base}{suffix}_curves.png", curves, switch_epoch=switch,
-          title=f"test top-1 per epoch · {_group_title(group)}")
+          title=f"test top-1 per epoch · {_group_title(in_group[0].cell)}")
     members = [s for s in summaries if s.cell.group == group and s.finished]
     if not members:
       continue

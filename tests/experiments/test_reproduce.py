@@ -152,6 +152,8 @@ def test_report_markdown_json_and_plots(tmp_path):
   results_dir = str(tmp_path / "results")
   paper_report.write_report("fake", cells, runs_dir, results_dir)
   md = (tmp_path / "results" / "fake.md").read_text()
+  # Our epochs (the paper trained 300) are in the heading.
+  assert "\n## cifar10_jpeg, exp ρ=100, protocol cpu30 (30 epochs)\n" in md
   assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 |" in md
   # head, mid, tail, many (classes 0-7), medium (8-9), few (none).
   assert ("| Mixup | 2 | 72.00 ± 0.71 | 73.09 (Table 1) | -1.09 | 83.83 ± "
