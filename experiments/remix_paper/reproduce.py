@@ -3,6 +3,7 @@
     python experiments/remix_paper/reproduce.py --table paper \
         [--runs_dir runs/reproduce]
         [--results_dir results] [--data_dir ../shared/tfds] [--only M1,M2]
+        [--seeds S1,S2]
         [--dry_run | --report_only] [--examples]
 
 Each (method, seed) of the table (``tables.TABLES``) trains in its own
@@ -17,6 +18,7 @@ paper's orderings) and the curve, per-class and head/mid/tail plots are
 rewritten.
 
   --only         train only these methods (the report still covers the table)
+  --seeds        train only these seeds, e.g. 0 to stop after the seed-0 rows
   --dry_run      list the runs and their status; train and write nothing
   --report_only  write the report from what is on disk; train nothing
   --examples     write <results_dir>/mixed_examples.png (the mixers on one
@@ -83,6 +85,8 @@ def main():
       "TFDS_DATA_DIR", str(DEFAULT_DATA_DIR)))
   parser.add_argument("--only", default="",
                       help="comma-separated methods to train")
+  parser.add_argument("--seeds", default="",
+                      help="comma-separated seeds to train")
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--dry_run", action="store_true")
   mode.add_argument("--report_only", action="store_true")
@@ -104,10 +108,18 @@ def main():
   if unknown:
     parser.error(f"--only: {', '.join(unknown)} not in table {args.table} "
                  f"({', '.join(c.method for c in cells)})")
+  valid = sorted({s for c in cells for s in c.seeds})
+  seeds = [x for x in args.seeds.split(",") if x]
+  bad = [x for x in seeds if not x.isdigit() or int(x) not in valid]
+  if bad:
+    parser.error(f"--seeds: {', '.join(bad)} not in table {args.table} "
+                 f"(seeds {', '.join(map(str, valid))})")
+  seeds = {int(x) for x in seeds}
   runs_dir = os.path.join(args.runs_dir, args.table)
   archive = status.archive_dir(args.results_dir, args.table)
   runs = [r for r in status.table_runs(cells, runs_dir, archive)
-          if not only or r.cell.method in only]
+          if (not only or r.cell.method in only)
+          and (not seeds or r.seed in seeds)]
   for run in runs:
     print(f"{run.cell.run_name(run.seed)}: {run.describe()}")
   if args.dry_run:

@@ -307,3 +307,22 @@ def test_cli_dry_run_lists_every_run(tmp_path):
   for cell in tables.get_table("cpu30")[1:]:
     assert f"{cell.run_name(0)}: not started" in out
   assert not runs_dir.exists()
+
+
+def test_cli_seeds_selects_runs_and_refuses_unknown_ones(tmp_path):
+  script = str(REPO / "experiments" / "remix_paper" / "reproduce.py")
+  args = [sys.executable, script, "--table", "paper", "--dry_run",
+          "--runs_dir", str(tmp_path / "runs"), "--results_dir",
+          str(tmp_path / "results"), "--only", "erm,remix"]
+  out = subprocess.run(args + ["--seeds", "0,2"], capture_output=True,
+                       text=True, timeout=120, check=True).stdout
+  listed = [line.split(":")[0] for line in out.splitlines()]
+  cells = {c.method: c for c in tables.get_table("paper")}
+  assert listed == [cells[m].run_name(s) for m in ("erm", "remix")
+                    for s in (0, 2)]
+  bad = subprocess.run(args + ["--seeds", "0,7"], capture_output=True,
+                       text=True, timeout=120)
+  assert bad.returncode == 2 and not bad.stdout
+  assert bad.stderr.splitlines()[-1].endswith(
+      "--seeds: 7 not in table paper (seeds 0, 1, 2)")
+  assert "Traceback" not in bad.stderr
