@@ -9,7 +9,10 @@ Arguments after ``:`` (comma-separated ``key=value``):
   profile   exp | step
   method    a name from remix_jax.methods.METHODS (default erm)
   protocol  paper (200 epochs, LDAM recipe) | cpu30 (30 epochs) | remix300
-  seed      split seed (0 = LDAM's split)
+  seed        the run's seed: the long-tailed subset, the initialisation, the
+              mixing and the data order (seed 0 keeps LDAM's subset)
+  split_seed  pins the subset to another seed's (default -1: the run's seed),
+              so that only the training randomness varies
 """
 
 from configs import args
@@ -23,22 +26,28 @@ def get_config(arg=None):
   """The preset of the ``key=value,...`` argument string (module docstring)."""
   return build(**args.parse_arg(
       arg, preset="cifar_lt", dataset="cifar10_jpeg", rho=100.0,
-      profile="exp", method="erm", protocol="paper", seed=0))
+      profile="exp", method="erm", protocol="paper", seed=0, split_seed=-1))
 
 
 def build(dataset: str = "cifar10_jpeg", rho: float = 100.0,
           profile: str = "exp", method: str = "erm", protocol: str = "paper",
-          seed: int = 0):
+          seed: int = 0, split_seed: int = -1):
   """The preset for one long-tailed benchmark cell, from keyword arguments
-  (the same names and defaults as the argument string)."""
+  (the same names and defaults as the argument string).
+
+  ``seed`` sets ``config.seed`` (initialisation, mixing, the step's
+  randomness), ``data.shuffle_seed`` (data order, augmentation) and, unless
+  ``split_seed >= 0`` pins it, ``data.split_seed`` (the subset)."""
   if protocol not in PROTOCOLS:
     raise ValueError(f"unknown protocol {protocol!r}; choose one of "
                      f"{', '.join(PROTOCOLS)}")
   c = default.get_config()
+  c.seed = int(seed)
   c.data.name = dataset
   c.data.rho = float(rho)
   c.data.profile = profile
-  c.data.split_seed = int(seed)
+  c.data.split_seed = int(seed if split_seed < 0 else split_seed)
+  c.data.shuffle_seed = int(seed)
   c.model = "resnet18" if dataset == "cinic10" else "resnet32"
   if protocol == "paper":
     # Test accuracy every 5 epochs draws the late gains of the mixing methods

@@ -8,6 +8,7 @@ import json
 import os
 
 from remix_jax import plots
+from remix_jax import run_record
 
 
 def fmt(x) -> str:
@@ -80,14 +81,16 @@ def write_progress(workdir: str, *, epoch: int, step: int,
 
 def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
-  """Writes ``results.json`` (with the steps the run resumed at),
-  ``results.md`` and ``per_class.png``."""
+  """Writes ``results.json`` (with the steps the run resumed at and how its
+  keys came from its seed), ``results.md`` and ``per_class.png``."""
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"metrics": metrics,
                "class_counts": [int(n) for n in class_counts],
                "class_names": list(class_names),
                "config": json.loads(config_json),
-               "resumed_at": resumed_at(workdir)}, f, indent=1)
+               "resumed_at": resumed_at(workdir),
+               "key_derivation": run_record.key_derivation(workdir)},
+              f, indent=1)
   table = markdown_table(metrics, class_counts, class_names)
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write(f"# {title}\n\n{table}")

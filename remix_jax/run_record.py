@@ -123,11 +123,29 @@ def check(workdir: str, config, allow_changes=()) -> dict:
           for key, values in changes.items()}
 
 
-def write(workdir: str, config, *, step: int, changes: dict) -> None:
+def key_derivation(workdir: str):
+  """How the run in ``workdir`` derived its keys from its seed (the trainer's
+  ``KEY_DERIVATION`` when it started), or ``None`` when its record does not
+  say (runs started before it was recorded: init ``key(seed)``, step
+  ``key(seed + 1)``)."""
+  record = _read_json(os.path.join(workdir, RECORD_FILE))
+  return None if record is None else record.get("key_derivation")
+
+
+def write(workdir: str, config, *, step: int, changes: dict,
+          key_derivation: str | None = None) -> None:
   """Stores ``config`` as the config of ``workdir`` (atomically), with a
-  history entry for ``changes`` made when resuming at ``step``."""
+  history entry for ``changes`` made when resuming at ``step``.
+
+  ``key_derivation`` is stored in a new record of a run that starts at step
+  0 (the state it initialised); a resumed run keeps what its record says,
+  since its keys come from the checkpoint."""
   path = os.path.join(workdir, RECORD_FILE)
-  record = _read_json(path) or {"history": []}
+  record = _read_json(path)
+  if record is None:
+    record = {"history": []}
+    if step == 0 and key_derivation is not None:
+      record["key_derivation"] = key_derivation
   if changes:
     record["history"].append(
         {"step": int(step),

@@ -137,12 +137,45 @@ def _warn_once(message: str) -> None:
   logging.warning(message)
 
 
+#: How a run's JAX keys come from ``config.seed``, stored in its run record
+#: (:mod:`remix_jax.run_record`) when the run starts from step 0.
+KEY_DERIVATION = "fold_in(key(seed), purpose)"
+
+#: The purposes of a run's keys, each folded into ``key(config.seed)`` once.
+KEY_PURPOSES = ("init", "step")
+
+
+def run_key(seed: int, purpose: str) -> jax.Array:
+  """The key of one purpose of the run with ``seed``.
+
+  ``fold_in(key(seed), i)`` with ``i`` the index of ``purpose`` in
+  :data:`KEY_PURPOSES`: ``"init"`` initialises the model, ``"step"`` is the
+  train state's base key (mixing and every other random choice of the step;
+  :mod:`remix_jax.steps` folds in the step and the device). No two seeds or
+  purposes share a stream.
+
+  Args:
+    seed: ``config.seed``.
+    purpose: one of :data:`KEY_PURPOSES`.
+
+  Returns:
+    A typed JAX key.
+
+  Raises:
+    ValueError: ``purpose`` is not one of :data:`KEY_PURPOSES`.
+  """
+  if purpose not in KEY_PURPOSES:
+    raise ValueError(f"purpose={purpose!r} must be one of "
+                     f"{', '.join(KEY_PURPOSES)}")
+  return jax.random.fold_in(jax.random.key(seed), KEY_PURPOSES.index(purpose))
+
+
 def model_from_config(config, num_classes: int, *,
                       per_device_batch: int) -> nnx.Module:
   """The backbone of ``config.model`` (:func:`remix_jax.models.create_model`
   with the config's options), wrapped with SUMix's heads when
   ``config.sumix.enabled`` (``s`` defaults to the per-device batch)."""
-  rngs = nnx.Rngs(config.seed)
+  rngs = nnx.Rngs(run_key(config.seed, "init"))
   model = models.create_model(
       config.model, num_classes=num_classes, rngs=rngs,
       normalized_classifier=config.normalized_classifier,
@@ -165,7 +198,7 @@ def initial_state(config, model, tx) -> steps.TrainState:
   return steps.TrainState(
       params=params, batch_stats=batch_stats, opt_state=tx.init(params),
       step=jnp.zeros((), jnp.int32),
-      rng=jax.random.key_data(jax.random.key(config.seed + 1)))
+      rng=jax.random.key_data(run_key(config.seed, "step")))
 
 
 def build(config, mesh, *, num_classes: int, class_counts,
@@ -406,7 +439,8 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
     if primary and not recorded[0]:
       # Written once a checkpoint exists, so that a run which saved nothing
       # leaves no record to match.
-      run_record.write(workdir, config, step=resumed_step, changes=changes)
+      run_record.write(workdir, config, step=resumed_step, changes=changes,
+                       key_derivation=KEY_DERIVATION)
       recorded[0] = True
 
   progress = _Progress(config.progress_bar and process == 0, total_steps, step)

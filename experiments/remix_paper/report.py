@@ -19,6 +19,7 @@ import numpy as np
 from experiments.remix_paper import plots as experiment_plots
 from experiments.remix_paper import status
 from experiments.remix_paper.status import FINISHED
+from experiments.remix_paper.status import NOT_STARTED
 from experiments.remix_paper.status import Run
 from experiments.remix_paper.tables import Cell
 from experiments.remix_paper.tables import method_label
@@ -180,6 +181,13 @@ def _restart_note(run: Run) -> str:
           f"{', '.join(map(str, steps))}")
 
 
+#: The note on runs whose record names no key derivation.
+EARLIER_KEYS_NOTE = (
+    "trained with the earlier keys (initialisation `key(seed)`, step "
+    "`key(seed + 1)`) rather than `fold_in(key(seed), purpose)`; a seed is a "
+    "sample either way, so they are kept")
+
+
 def _ordering_line(o: dict) -> str:
   paper_margin = ("–" if o["paper_margin"] is None
                   else f"{o['paper_margin']:+.2f}")
@@ -194,7 +202,11 @@ def markdown(table: str, summaries: Sequence[CellSummary],
   paper's), runs not finished, per-class accuracy and the orderings."""
   lines = [f"# Reproduction: `{table}`", "",
            "Ours: mean ± sample std over the finished seeds (n), trained "
-           "with the protocol and epochs in each heading. Paper: Chou "
+           "with the protocol and epochs in each heading. A seed s is a "
+           "whole run: it sets the long-tailed subset (`data.split_seed`; "
+           "s0 is LDAM's subset), the initialisation, the mixing and every "
+           "other random choice of the step (`seed`), and the data order "
+           "and augmentation (`data.shuffle_seed`). Paper: Chou "
            "et al. 2020 (Tables 1, 2, 5; ResNet-32 on CIFAR, ResNet-18 on "
            "CINIC; 300 epochs, mean of 5 runs); Δ = ours − paper; – = no "
            "paper number. Head / mid / tail: the largest 30 %, middle 40 % "
@@ -259,6 +271,11 @@ def markdown(table: str, summaries: Sequence[CellSummary],
     if s.cell.method in METHOD_NOTES:
       notes.setdefault(METHOD_NOTES[s.cell.method], []).append(
           method_label(s.cell.method))
+  earlier_keys = [f"{method_label(r.cell.method)} s{r.seed}"
+                  for s in summaries for r in s.runs
+                  if r.state != NOT_STARTED and r.key_derivation is None]
+  if earlier_keys:
+    notes[EARLIER_KEYS_NOTE] = earlier_keys
   if notes:
     lines += ["Notes:", ""]
     lines += [f"- {', '.join(dict.fromkeys(names))}: {note}"
@@ -280,7 +297,7 @@ def report_json(table: str, summaries: Sequence[CellSummary],
                     "step": r.step, "epoch": r.epoch, "top1": r.top1,
                     "archived": r.archived, "status": r.describe(),
                     "branch": r.branch, "resumed_at": r.resumed_at,
-                    "curve": r.curve}
+                    "key_derivation": r.key_derivation, "curve": r.curve}
                    for r in s.runs],
       } for s in summaries],
       "orderings": list(orderings),
@@ -304,7 +321,9 @@ def _archive(runs: Sequence[Run], archive: str) -> None:
       os.makedirs(archive, exist_ok=True)
       with open(progress_copy, "w") as f:
         json.dump({"epoch": run.epoch, "top1": run.top1,
-                   "resumed_at": run.resumed_at, **extra}, f, indent=1)
+                   "resumed_at": run.resumed_at,
+                   "key_derivation": run.key_derivation, **extra}, f,
+                  indent=1)
 
 
 def write_report(table: str, cells: Sequence[Cell], runs_dir: str,

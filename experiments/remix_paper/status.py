@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 from experiments.remix_paper.tables import Cell
 from remix_jax import checkpointing
+from remix_jax import run_record
 from remix_jax import report
 
 FINISHED, IN_PROGRESS, NOT_STARTED = "finished", "in progress", "not started"
@@ -33,7 +34,8 @@ class Run:
 
   Attributes:
     cell: the cell.
-    seed: the split seed.
+    seed: the run's seed (``configs/cifar_lt.py``: subset, initialisation,
+      mixing and data order).
     workdir: the run's directory.
     state: :data:`FINISHED`, :data:`IN_PROGRESS` or :data:`NOT_STARTED`.
     step: newest checkpoint step (``None`` without checkpoints).
@@ -51,6 +53,9 @@ class Run:
       branched run's start included.
     branched_at: steps at which deferred runs branched from this run (set
       by :func:`table_runs`): it stopped there by plan and went on.
+    key_derivation: how the run's keys came from its seed (its run record's
+      ``key_derivation``); ``None`` for a run started before it was recorded
+      (init ``key(seed)``, step ``key(seed + 1)``) or not started.
   """
 
   cell: Cell
@@ -66,6 +71,7 @@ class Run:
   branch: Optional[dict] = None
   resumed_at: list = dataclasses.field(default_factory=list)
   branched_at: list = dataclasses.field(default_factory=list)
+  key_derivation: Optional[str] = None
 
   @property
   def restarts(self) -> list[int]:
@@ -194,14 +200,17 @@ def run_status(cell: Cell, seed: int, runs_dir: str,
   if results is not None and "metrics" in results:
     run.state, run.results = FINISHED, results
     _read_resumes(run, results)
+    run.key_derivation = results.get("key_derivation")
   elif here:
     run.state = IN_PROGRESS
     run.step = max(checkpointing.saved_steps(workdir), default=None)
     _read_progress(run, read_json(os.path.join(workdir, "progress.json")))
+    run.key_derivation = run_record.key_derivation(workdir)
   elif archive is not None and (copy := read_json(
       archived_progress_path(archive, name))) is not None:
     run.state, run.archived = IN_PROGRESS, True
     _read_progress(run, copy)
+    run.key_derivation = copy.get("key_derivation")
   if here:
     run.curve = full_curve(run)
   elif copy is not None:

@@ -140,7 +140,9 @@ class Cell:
     rho: imbalance ratio.
     profile: ``'exp'`` or ``'step'``.
     protocol: ``'paper'``, ``'cpu30'`` or ``'remix300'`` (``configs/cifar_lt.py``).
-    seeds: split seeds (0 = LDAM's split).
+    seeds: the runs' seeds (``configs/cifar_lt.py``: each sets the subset,
+      the initialisation, the mixing and the data order; 0 keeps LDAM's
+      subset).
   """
 
   method: str
@@ -182,7 +184,7 @@ _CPU30_METHODS = ("erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
                   "sumix_follow_remix")
 #: The paper protocol's rows: Table 1's five seed-0 rows first, then as time
 #: allows the LDAM rows and seeds 1 and 2 (the paper reports 5 seeds).
-_PAPER_CELLS = (("erm", 3), ("drw", 1), ("mixup", 3), ("remix", 3),
+_PAPER_CELLS = (("erm", 3), ("drw", 3), ("mixup", 3), ("remix", 3),
                 ("remix_drw", 3), ("ldam", 1), ("ldam_drw", 1),
                 ("remix_ldam_drw", 1))
 

@@ -15,6 +15,7 @@ from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
 from remix_jax import plots
+from remix_jax import train
 from tests.helpers import REPO
 
 COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -32,12 +33,14 @@ def _metrics(top1, per_class=None):
           "medium": float(np.mean(per_class[8:])), "few": None}
 
 
-def _finish(runs_dir, cell, seed, metrics):
+def _finish(runs_dir, cell, seed, metrics,
+            key_derivation=train.KEY_DERIVATION):
   workdir = os.path.join(runs_dir, cell.run_name(seed))
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"metrics": metrics, "class_counts": COUNTS,
-               "class_names": NAMES, "config": {}}, f)
+               "class_names": NAMES, "config": {},
+               "key_derivation": key_derivation}, f)
 
 
 def test_run_names_and_configs():
@@ -89,6 +92,24 @@ def test_status_finished_in_progress_not_started(tmp_path):
           == "in progress, last evaluated epoch 7 (top-1 41.26)")
 
 
+def test_runs_with_the_earlier_keys_are_named_in_one_note(tmp_path):
+  runs_dir = str(tmp_path)
+  erm, mixup = tables.Cell("erm", seeds=(0, 1)), tables.Cell("mixup")
+  _finish(runs_dir, erm, 0, _metrics(70.0), key_derivation=None)
+  _finish(runs_dir, erm, 1, _metrics(71.0))
+  workdir = tmp_path / mixup.run_name(0)
+  (workdir / "checkpoints" / "100").mkdir(parents=True)
+  (workdir / "config.json").write_text('{"history": [], "config": {}}')
+  runs = status.table_runs([erm, mixup], runs_dir)
+  assert [r.key_derivation for r in runs] == [None, train.KEY_DERIVATION,
+                                              None]
+  text = paper_report.markdown("t", paper_report.summarize([erm, mixup],
+                                                           runs), [])
+  assert (f"- ERM s0, Mixup s0: {paper_report.EARLIER_KEYS_NOTE}"
+          in text.splitlines())
+  assert "A seed s is a whole run" in text
+
+
 def test_aggregate_mean_and_sample_std():
   stats = paper_report.aggregate([_metrics(70.0, [60.0] * 10),
                                _metrics(72.0, [64.0] * 10)])
@@ -121,6 +142,9 @@ def _fake_table(tmp_path):
                 _metrics(top1[cell.method] + seed - 0.5, list(tilt)))
   (tmp_path / "runs" / cells[3].run_name(0) / "checkpoints" / "200").mkdir(
       parents=True)
+  (tmp_path / "runs" / cells[3].run_name(0) / "config.json").write_text(
+      json.dumps({"history": [], "config": {},
+                  "key_derivation": train.KEY_DERIVATION}))
   return cells, runs_dir
 
 
