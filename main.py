@@ -1,4 +1,4 @@
-"""Trains and evaluates a remix_jax model.
+r"""Trains and evaluates a remix_jax model.
 
     python main.py --workdir runs/quickstart                      # offline demo
     python main.py --workdir runs/c10 \
@@ -8,50 +8,21 @@
 
 Re-running with the same --workdir resumes from its newest checkpoint; a
 config that differs from the one that trained the workdir is refused unless
-the changed fields are named in --allow_changes. --config.method=NAME applies
-that method's preset (other --config.FIELD overrides still apply on top).
+the changed fields are named in --allow_changes. --config.method=NAME selects
+a method (remix_jax.trainer.methods.METHODS); its preset fills the method's
+fields that are not set. SIGTERM or Ctrl-C saves a checkpoint and stops.
 User errors (config, data, workdir, lock, checkpoints, NaN) are one line on
-stderr and exit 1; --verbose shows the traceback. This file sets the
-project's XLA:CPU flags (remix_jax.cpu_flags) and parses flags; everything
-else happens in remix_jax.train.
+stderr and exit 1 (2 for bad flags); --verbose shows the traceback.
+
+Importing this file does nothing; main() sets up the process (signal
+handler, XLA:CPU flags, allocator) and calls
+remix_jax.trainer.train.train_and_evaluate.
 """
 
 import os
-import signal
 import sys
 
-
-class _EarlySigterm:
-  """Records a SIGTERM that arrives during the slow imports and setup;
-  ``remix_jax.train`` reads ``requested`` when it installs its own handler."""
-
-  requested = False
-
-  def __call__(self, signum, frame):
-    del signum, frame
-    self.requested = True
-    sys.stderr.write("SIGTERM received while starting; stopping before "
-                     "training\n")
-
-
-signal.signal(signal.SIGTERM, _EarlySigterm())  # before anything slow
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from remix_jax import cpu_flags  # noqa: E402
-
-# XLA reads XLA_FLAGS when JAX initializes its backends, so before anything
-# below (the config files, TensorFlow) could start JAX.
-cpu_flags.set_cpu_flags()
-
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_VERBOSE = "--verbose" in sys.argv[1:]  # readable before flags are parsed
 
 
 def _one_line(err: BaseException) -> str:
@@ -85,25 +56,6 @@ def _unknown_field(err: BaseException) -> str:
   return "unknown config field " + "; ".join(filter(None, lines))
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.")
-flags.DEFINE_list(
-    "allow_changes", [],
-    "Config fields (dotted, comma-separated) that may differ from the config "
-    "that trained --workdir, e.g. learning_rate after a NaN or num_epochs.")
-flags.DEFINE_bool("verbose", False, "Show the traceback of errors.")
-try:  # config_flags parses the --config.FIELD overrides here already
-  config_flags.DEFINE_config_file(
-      "config", os.path.join(_HERE, "configs", "quickstart.py"),
-      "Training config file[:args]; fields can be overridden with "
-      "--config.FIELD=VALUE.", lock_config=True)
-except (AttributeError, KeyError) as _err:
-  if _VERBOSE:
-    raise
-  _fail(_unknown_field(_err), 2)
-flags.mark_flags_as_required(["workdir"])
-
-
 class _QuietLibraries:
   """Keeps orbax's and tfds' per-call INFO lines out of the training log."""
 
@@ -114,46 +66,79 @@ class _QuietLibraries:
         part in record.pathname for part in self.NOISY)
 
 
-def _parse_flags(argv):
-  try:
-    return FLAGS(argv)
+def _parse_flags(argv, verbose: bool):
+  """The parsed flags of ``argv`` in a flag set of this call (absl's global
+  flags are left alone); one line and exit 2 on a bad flag."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.",
+                      flag_values=fv)
+  flags.DEFINE_list(
+      "allow_changes", [],
+      "Config fields (dotted, comma-separated) that may differ from the "
+      "config that trained --workdir, e.g. learning_rate after a NaN or "
+      "num_epochs.", flag_values=fv)
+  flags.DEFINE_bool("verbose", False, "Show the traceback of errors.",
+                    flag_values=fv)
+  try:  # config_flags applies the --config.FIELD overrides while parsing
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(_HERE, "configs", "quickstart.py"),
+        "Training config file[:args]; fields can be overridden with "
+        "--config.FIELD=VALUE.", flag_values=fv, lock_config=True)
+    fv(argv)
+  except (AttributeError, KeyError) as err:
+    if verbose:
+      raise
+    _fail(_unknown_field(err), 2)
   except flags.Error as err:
-    if _VERBOSE:
+    if verbose:
       raise
     _fail(_one_line(err), 2)
+  if fv.workdir is None:
+    _fail("--workdir is required", 2)
+  return fv
 
 
-def _select_method(config) -> None:
-  """Applies ``--config.method``'s preset, then the other ``--config.*``
-  overrides again on top of it."""
-  from remix_jax import methods  # pylint: disable=g-import-not-at-top
-  overrides = config_flags.get_override_values(FLAGS["config"])
-  if "method" not in overrides:
-    return
-  methods.apply_method(config, overrides["method"])
-  for key, value in overrides.items():
-    if key != "method":
-      methods.set_field(config, key, value)
+def main(argv=None) -> int:
+  """Parses ``argv`` (``sys.argv`` by default), trains, and returns the exit
+  code (a user error exits with one line)."""
+  argv = list(sys.argv if argv is None else argv)
+  from remix_jax.trainer import interrupt  # pylint: disable=g-import-not-at-top
+  with interrupt.StopRequest() as stop:  # before anything slow
+    return _main(argv, stop)
 
 
-def main(argv):
-  if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
+def _main(argv, stop) -> int:
+  if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+    print(__doc__)
+    return 0
+  verbose = "--verbose" in argv[1:]
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from remix_jax.trainer import process_setup  # pylint: disable=g-import-not-at-top
+  # XLA reads XLA_FLAGS when JAX initializes its backends, so before anything
+  # below (the config files, TensorFlow) could start JAX.
+  process_setup.configure_process()
+  fv = _parse_flags(argv, verbose)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")  # keep the GPU memory for JAX
-  from remix_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from remix_jax import train  # pylint: disable=g-import-not-at-top
-  from remix_jax import workdir  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import checkpointing  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import train  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import workdir  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.mark_as_parsed()  # absl logs plainly once its flags count as parsed
+  logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   user_errors = (ValueError, OSError, FloatingPointError,
                  workdir.WorkdirError, checkpointing.CheckpointError)
   try:
-    _select_method(FLAGS.config)
-    result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
-                                      allow_changes=FLAGS.allow_changes)
+    result = train.train_and_evaluate(fv.config, fv.workdir,
+                                      allow_changes=fv.allow_changes,
+                                      stop=stop)
   except user_errors as err:
-    if FLAGS.verbose:
+    if fv.verbose:
       raise
     _fail(_one_line(err))
   if result.get("interrupted"):
@@ -161,7 +146,8 @@ def main(argv):
       logging.info("stopped before training started; run again to resume")
     else:
       logging.info("stopped at step %d; run again to resume", result["step"])
+  return 0
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  sys.exit(main())

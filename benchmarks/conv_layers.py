@@ -25,9 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

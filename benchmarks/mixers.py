@@ -10,9 +10,9 @@ import argparse
 import statistics
 import time
 
-from remix_jax import cpu_flags
+from remix_jax.trainer import process_setup
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -4,7 +4,7 @@
         [--batch 128] [--steps 12] [--no_torch]
 
 Runs ``--steps`` ERM train steps of the model in a child process with
-``ONEDNN_VERBOSE=1``, once for our step (``remix_jax.train.build``,
+``ONEDNN_VERBOSE=1``, once for our step (``remix_jax.trainer.build.build``,
 ``conv_impl=onednn``) and once for PyTorch eager ``channels_last``
 (``benchmarks/torch_reference.py``; PyTorch's CPU convolutions are oneDNN's
 too, a newer release bundled in torch). Over the second half of the steps
@@ -29,17 +29,19 @@ def _run_steps(side: str, model: str, batch: int, steps: int):
   """The child: ``steps`` train steps, their wall times on stderr."""
   sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
   if side == "jax":
-    from remix_jax import cpu_flags  # pylint: disable=g-import-not-at-top
-    cpu_flags.set_cpu_flags()
+    from remix_jax.trainer import process_setup  # pylint: disable=g-import-not-at-top
+    process_setup.configure_process()
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
     from configs import cifar_lt  # pylint: disable=g-import-not-at-top
-    from remix_jax import parallel, train  # pylint: disable=g-import-not-at-top
+    from remix_jax import parallel  # pylint: disable=g-import-not-at-top
+    from remix_jax.trainer import build  # pylint: disable=g-import-not-at-top
+    from remix_jax.trainer import methods  # pylint: disable=g-import-not-at-top
     import train_step as bench  # pylint: disable=g-import-not-at-top
-    config = cifar_lt.get_config("method=erm")
+    config = methods.resolve(cifar_lt.get_config("method=erm"))
     config.model, config.batch_size, config.conv_impl = model, batch, "onednn"
     mesh = parallel.make_mesh(0)
-    state, train_step, _ = train.build(
+    state, train_step, _ = build.build(
         config, mesh, num_classes=10, steps_per_epoch=100,
         class_counts=bench.COUNTS)
     rng = np.random.RandomState(0)

@@ -3,7 +3,7 @@
     python benchmarks/profile_step.py [--method erm] [--batch 128] [--steps 3]
         [--weight_grad_chunks -1]
 
-Builds the trainer's step (``remix_jax.train.build``) for ResNet-32 on random
+Builds the trainer's step (``remix_jax.trainer.build.build``) for ResNet-32 on random
 CIFAR-sized data, traces ``--steps`` steps after warm-up with
 ``jax.profiler`` (Perfetto trace; XLA:CPU op annotations switched on with
 ``--xla_cpu_enable_xprof_traceme``) and prints the mean time per step of
@@ -28,16 +28,17 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_enable_xprof_traceme=true").strip()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
 from remix_jax import parallel  # noqa: E402
-from remix_jax import train  # noqa: E402
+from remix_jax.trainer import build  # noqa: E402
+from remix_jax.trainer import methods  # noqa: E402
 
 import trace_timeline  # noqa: E402  (benchmarks/, beside this file)
 
@@ -73,11 +74,11 @@ def main():
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--weight_grad_chunks", type=int, default=-1)
   args = parser.parse_args()
-  config = cifar_lt.get_config(f"method={args.method}")
+  config = methods.resolve(cifar_lt.get_config(f"method={args.method}"))
   config.batch_size = args.batch
   config.weight_grad_chunks = args.weight_grad_chunks
   mesh = parallel.make_mesh(1)
-  state, step, _ = train.build(config, mesh, num_classes=10,
+  state, step, _ = build.build(config, mesh, num_classes=10,
                                class_counts=COUNTS, steps_per_epoch=100)
   rng = np.random.RandomState(0)
   batch = parallel.shard_batch(mesh, (
@@ -94,7 +95,7 @@ def main():
     trace_file = glob.glob(f"{logdir}/**/*.trace.json.gz", recursive=True)[0]
     events = op_events(trace_file)
   total, count = op_kind_totals(events)
-  chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch)
+  chunks = build.resolve_weight_grad_chunks(args.weight_grad_chunks, args.batch)
   print(f"{args.method} step, resnet32, batch {args.batch}, weight_grad_chunks "
         f"{chunks}: ms per step by op kind (mean of {args.steps} steps)")
   print("| op kind | ms/step | ops/step |")

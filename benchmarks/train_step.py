@@ -4,7 +4,7 @@
         [--mixers erm,mixup,cutmix,...] [--model resnet32|resnet18]
         [--conv_impls xla,onednn]
 
-Uses the trainer's own step (``remix_jax.train.build``: model, mixer, Remix
+Uses the trainer's own step (``remix_jax.trainer.build.build``: model, mixer, Remix
 label rule off, loss, SGD-momentum update, data-parallel ``shard_map``) on
 random data, once per convolution implementation (``config.conv_impl``:
 XLA's, and oneDNN's where the native extension is built). Prints, per
@@ -12,7 +12,7 @@ implementation and mixer, the compile time (first call), the median
 time of one step after warm-up, images/s, and the mixer's share of the step
 (``1 − t_erm / t_mixer``; for ``*_sumix`` it includes SUMix's second
 pass), the minor page faults per step (the process's ``ru_minflt``: pages
-the kernel had to map in, :mod:`remix_jax.host_memory`), SUMix's step time
+the kernel had to map in, :mod:`remix_jax.trainer.host_memory`), SUMix's step time
 as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
 torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
@@ -34,16 +34,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
 from remix_jax import parallel  # noqa: E402
-from remix_jax import train  # noqa: E402
+from remix_jax.trainer import build  # noqa: E402
+from remix_jax.trainer import methods  # noqa: E402
 
 import torch_reference  # noqa: E402  (benchmarks/, beside this file)
 
@@ -74,13 +75,13 @@ def time_train_step(method: str, args, images, labels) -> dict:
     ``{'compile_s', 'step_s', 'faults', 'step'}`` (``step()`` runs one more
     step), and for ERM also ``eval_s`` and ``forward`` (one eval step).
   """
-  config = cifar_lt.get_config(f"method={method}")
+  config = methods.resolve(cifar_lt.get_config(f"method={method}"))
   config.model = args.model
   config.batch_size = args.batch
   config.weight_grad_chunks = args.weight_grad_chunks
   config.conv_impl = args.conv_impl
   mesh = parallel.make_mesh(args.devices)
-  state, train_step, eval_step = train.build(
+  state, train_step, eval_step = build.build(
       config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
   batch = parallel.shard_batch(mesh, (images, labels))
   holder = {"state": state}
@@ -131,12 +132,12 @@ def main():
   labels = rng.randint(0, 10, args.batch).astype(np.int32)
   names = ["erm"] + [m for m in args.mixers.split(",") if m and m != "erm"]
   mesh_size = parallel.make_mesh(args.devices).devices.size
-  chunks = train.resolve_weight_grad_chunks(args.weight_grad_chunks,
+  chunks = build.resolve_weight_grad_chunks(args.weight_grad_chunks,
                                             args.batch // mesh_size)
   impls = []
   for impl in args.conv_impls.split(","):
     try:
-      impls.append(train.resolve_conv_impl(impl))
+      impls.append(build.resolve_conv_impl(impl))
     except ValueError as e:
       print(f"conv_impl {impl} skipped: {e}")
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "

@@ -7,7 +7,7 @@ Arguments after ``:`` (comma-separated ``key=value``):
   dataset   cifar10 | cifar100 | cifar10_jpeg (offline real CIFAR-10) | cinic10
   rho       imbalance ratio (default 100)
   profile   exp | step
-  method    a name from remix_jax.methods.METHODS (default erm)
+  method    a name from remix_jax.trainer.methods.METHODS (default erm)
   protocol  paper (200 epochs, LDAM recipe) | cpu30 (30 epochs) | remix300
   seed        the run's seed: the long-tailed subset, the initialisation, the
               mixing and the data order (seed 0 keeps LDAM's subset)
@@ -17,7 +17,7 @@ Arguments after ``:`` (comma-separated ``key=value``):
 
 from configs import args
 from configs import default
-from remix_jax import methods
+from remix_jax.trainer import methods
 
 PROTOCOLS = ("paper", "cpu30", "remix300")
 
@@ -70,5 +70,5 @@ def build(dataset: str = "cifar10_jpeg", rho: float = 100.0,
     c.lr_boundaries = (150.0, 225.0)
     c.lr_scales = (0.1, 0.01)
     c.rebalance_epoch = 225
-  methods.apply_method(c, method)
+  c.method = methods.check_name(method)
   return c

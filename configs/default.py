@@ -10,6 +10,11 @@ import ml_collections
 from remix_jax import data
 
 
+def _method_field(kind):
+  """A field of the method: ``None`` (typed) until the trainer fills it."""
+  return ml_collections.config_dict.placeholder(kind)
+
+
 def get_config(arg=None):
   del arg
   c = ml_collections.ConfigDict()
@@ -20,7 +25,7 @@ def get_config(arg=None):
 
   # Model (remix_jax.models.MODELS).
   c.model = "resnet32"
-  c.normalized_classifier = False  # cosine classifier (LDAM)
+  c.normalized_classifier = _method_field(bool)  # cosine classifier (LDAM)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay f32)
   # Batch chunks of each conv's kernel gradient (same gradient; faster on
   # XLA:CPU): -1 = auto (per-device batch / 16, at most 8, on CPU; 1 on
@@ -32,12 +37,14 @@ def get_config(arg=None):
   # weight_grad_chunks applies to XLA's convolutions.
   c.conv_impl = "auto"
 
-  # Method: a name from remix_jax.methods.METHODS; presets set the fields below.
+  # Method: a name from remix_jax.trainer.methods.METHODS. The method's fields
+  # (marked "method" below) stay None here; the trainer fills them from the
+  # method when it starts, and a value set explicitly must agree with it.
   c.method = "erm"
-  c.mixer = "none"  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup
+  c.mixer = _method_field(str)  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup
   c.mix_alpha = 1.0  # Beta(α, α); Remix uses 1.0 on CIFAR/CINIC, 0.4 on iNat
   c.mix_per_sample = False  # one λ per sample instead of one per batch
-  c.label_rule = "plain"  # plain | remix
+  c.label_rule = _method_field(str)  # plain | remix
   c.remix_kappa = 3.0  # κ: majority ratio
   c.remix_tau = 0.5  # τ: dominance threshold
   c.label_smoothing = 0.0  # applied before mixing
@@ -45,24 +52,24 @@ def get_config(arg=None):
   # SUMix (Qin et al. 2024; remix_jax/sumix.py): a second, clean forward pass,
   # the mix ratio recomputed from the predictions, an uncertainty regularizer.
   c.sumix = ml_collections.ConfigDict()
-  c.sumix.enabled = False
+  c.sumix.enabled = _method_field(bool)
   c.sumix.gamma = 0.5  # weight of the uncertainty regularizer (1.0 Tiny-ImageNet)
   c.sumix.scale = 0.0  # s; 0 = the per-device batch size, as released
   c.sumix.learn_scale = False  # extension: learn log s (trained through R only)
   c.sumix.is_norm = True  # uncertainty head W_u (False: u = logits, ImageNet)
-  c.sumix.reduction = "official"  # official (batch-mean λ̃) | per_sample
+  c.sumix.reduction = _method_field(str)  # official (batch-mean λ̃) | per_sample
   # λ̃ rule: official (as released) | follow (ours: towards the image the mixed
   # prediction is closer to, logit shift at most 1/temperature)
-  c.sumix.rule = "official"
+  c.sumix.rule = _method_field(str)
   c.sumix.temperature = 0.5  # T of the follow rule
 
   # Loss and re-balancing.
-  c.loss = "ce"  # ce | ldam | focal
+  c.loss = _method_field(str)  # ce | ldam | focal
   c.ldam_max_margin = 0.5  # LDAM: largest class margin (0.3 on iNat)
   c.ldam_scale = 30.0  # LDAM: logit scale s
   c.focal_gamma = 1.0
-  c.reweight = "none"  # none | rw (class-balanced weights) | drw (deferred)
-  c.resample = "none"  # none | rs (class-balanced sampling) | drs (deferred)
+  c.reweight = _method_field(str)  # none | rw (class-balanced weights) | drw (deferred)
+  c.resample = _method_field(str)  # none | rs (class-balanced sampling) | drs (deferred)
   c.rebalance_epoch = 160  # epoch (from 0) where DRW/DRS switch on
   c.cb_beta = 0.9999  # effective-number β for RW/DRW/RS/DRS
   # The re-sampling β is the same value: setting either name sets both.

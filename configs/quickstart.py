@@ -9,7 +9,6 @@ a tiny ResNet. Prints a per-class result table at the end.
 """
 
 from configs import default
-from remix_jax import methods
 
 
 def get_config(arg=None):
@@ -18,7 +17,7 @@ def get_config(arg=None):
   c.data.name = "sklearn_digits"
   c.data.rho = 10.0
   c.model = "tiny_resnet"
-  methods.apply_method(c, "remix")
+  c.method = "remix"
   c.batch_size = 64
   c.eval_batch_size = 128
   c.num_epochs = 40

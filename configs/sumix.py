@@ -22,7 +22,7 @@ Tiny-ImageNet lr 0.2, γ 1.0; ImageNet 4×64 = 256, lr 0.1, wd 1e-4, Mixup α 1,
 
 from configs import args
 from configs import default
-from remix_jax import methods
+from remix_jax.trainer import methods
 
 _ALPHA = {"cutmix": 0.2, "saliencymix": 0.2, "fmix": 0.2, "resizemix": 1.0,
           "mixup": 1.0}
@@ -57,8 +57,8 @@ def get_config(arg=None):
   c.seed = parsed["seed"]
   c.data.name = dataset
   c.data.rho = 1.0  # balanced: every training image
-  methods.apply_method(
-      c, f"{mixer}_sumix" if parsed["sumix"] else mixer)
+  c.method = methods.check_name(
+      f"{mixer}_sumix" if parsed["sumix"] else mixer)
   c.model = recipe["model"]
   c.mix_alpha = _ALPHA[mixer]
   c.sumix.gamma = recipe["gamma"]

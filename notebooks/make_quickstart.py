@@ -60,8 +60,8 @@ sys.path.insert(0, REPO)  # remix_jax and configs/ without restarting the kernel
 os.chdir(REPO)"""
 
 IMPORTS = """\
-from remix_jax import cpu_flags
-cpu_flags.set_cpu_flags()  # first: the trainer's XLA:CPU kernels, set before JAX computes anything
+from remix_jax.trainer import process_setup
+process_setup.configure_process()  # first: the trainer's XLA:CPU kernels, set before JAX computes anything
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -72,8 +72,9 @@ from flax import nnx
 from IPython.display import Image, display
 
 tf.config.set_visible_devices([], "GPU")  # tf.data only: the GPU memory stays JAX's
-from configs import default, quickstart
-from remix_jax import data, losses, methods, mixers, plots, remix, train
+from configs import quickstart
+from remix_jax import data, losses, mixers, plots, remix
+from remix_jax.trainer import methods, train
 
 print("jax", jax.__version__, "on", jax.default_backend(), jax.devices())"""
 
@@ -174,9 +175,7 @@ own directory under `WORKDIR`."""
 TRAINER = """\
 def quickstart_config(method: str):
   c = quickstart.get_config()
-  base = default.get_config()
-  c.mixer, c.label_rule = base.mixer, base.label_rule  # the quickstart's own method is Remix
-  methods.apply_method(c, method)
+  c.method = method  # the quickstart's own method is Remix
   c.num_epochs = EPOCHS
   c.eval_every_epochs = c.checkpoint_every_epochs = EPOCHS
   return c

@@ -1,26 +1,30 @@
 """remix_jax: Remix and SUMix mixup-family regularization in JAX/Flax NNX.
 
-Light to import: the mixers, label rules and losses are pure JAX. The data
-pipeline (``remix_jax.data``), the models (``remix_jax.models``) and the
-trainer (``remix_jax.train``) are imported explicitly.
+Light to import: the mixers, label rules, Remix, SUMix and losses are pure
+JAX and take plain arguments. The data pipeline (``remix_jax.data``), the
+models (``remix_jax.models``) and the trainer (``remix_jax.trainer``, the one
+part that reads a config) are imported explicitly.
 
 Importing the package or any of its modules sets no environment variable
-and no JAX or XLA option. The project's XLA:CPU flags
-(:mod:`remix_jax.cpu_flags`: XLA's own convolutions instead of YNNPACK's,
-faster for ResNets on CPU, no effect on GPU/TPU) are set by the trainer
-(``main.py`` and :func:`remix_jax.train.train_and_evaluate`). Your own
-program gets them by calling ``remix_jax.cpu_flags.set_cpu_flags()`` before
-its first JAX computation; ``REMIX_JAX_XLA_DEFAULTS=1`` keeps XLA's
-defaults.
+and no JAX or XLA option. The trainer sets the project's XLA:CPU flags and
+allocator options when it starts (:mod:`remix_jax.trainer.process_setup`);
+your own program can call ``remix_jax.trainer.process_setup.configure()``
+before its first JAX computation to get the same.
 """
 
-from remix_jax import cpu_flags
-from remix_jax import label_rules
-from remix_jax import losses
-from remix_jax import mixers
-from remix_jax import remix
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["cpu_flags", "label_rules", "losses", "mixers", "remix",
-           "__version__"]
+#: The library's modules, imported on first access (``remix_jax.mixers``),
+#: so that importing ``remix_jax`` alone, or a light module of it such as
+#: :mod:`remix_jax.trainer.interrupt`, does not import JAX.
+_MODULES = ("label_rules", "losses", "mixers", "remix", "sumix")
+
+__all__ = [*_MODULES, "__version__"]
+
+
+def __getattr__(name: str):
+  if name in _MODULES:
+    return importlib.import_module(f"remix_jax.{name}")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -75,14 +75,8 @@ class Rebalance:
     for field, value, choices in (("reweight", self.reweight, REWEIGHT),
                                   ("resample", self.resample, RESAMPLE)):
       if value not in choices:
-        raise ValueError(f"config.{field}={value!r} is not valid; choose one "
+        raise ValueError(f"{field}={value!r} is not valid; choose one "
                          f"of {', '.join(choices)}")
-
-  @classmethod
-  def from_config(cls, config) -> "Rebalance":
-    """From ``config.reweight``, ``config.resample`` and
-    ``config.rebalance_epoch``."""
-    return cls(config.reweight, config.resample, config.rebalance_epoch)
 
   def reweights(self, epoch):
     """Whether the loss is class-balanced at ``epoch`` (bool, or a traced

@@ -8,7 +8,6 @@ collectives over ``'data'``. The same code runs on 1 CPU, 8 GPUs or a pod.
 
 from __future__ import annotations
 
-import logging
 
 import jax
 import numpy as np
@@ -16,26 +15,6 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS = "data"
-
-
-def initialize_distributed(cfg) -> None:
-  """``jax.distributed.initialize`` when a coordinator is configured.
-
-  Args:
-    cfg: ``config.distributed`` with ``coordinator_address`` (``''`` = single
-      process), ``num_processes`` and ``process_id``.
-  """
-  if not cfg.coordinator_address:
-    return
-  # Cross-process collectives on CPU need gloo; the setting only affects the
-  # CPU backend. (Asking jax.devices() here would start the backend too early.)
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
-                             num_processes=cfg.num_processes,
-                             process_id=cfg.process_id)
-  logging.info("process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(),
-               jax.local_device_count(), jax.device_count())
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
@@ -48,7 +27,7 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   local = jax.local_devices()
   per_process = num_devices or len(local)
   if per_process > len(local):
-    raise ValueError(f"config.num_devices={num_devices} but this process has "
+    raise ValueError(f"num_devices={num_devices} but this process has "
                      f"only {len(local)} devices")
   devices = [
       d for p in range(jax.process_count())
@@ -60,8 +39,9 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
 
 
 def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh,
-                     what: str = "config.batch_size") -> None:
-  """One-line error unless the global batch splits evenly over the mesh."""
+                     what: str = "batch_size") -> None:
+  """One-line error unless the global batch splits evenly over the mesh;
+  ``what`` names the batch size in the message."""
   n = mesh.devices.size
   if batch_size % n:
     raise ValueError(f"{what}={batch_size} is not divisible by the "

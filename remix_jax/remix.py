@@ -21,14 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def check_kappa_tau(kappa, tau, *, prefix: str = "") -> None:
+def check_kappa_tau(kappa, tau) -> None:
   """One-line ``ValueError`` unless ``κ >= 1`` and ``τ ∈ [0, 1]`` (traced
-  values pass); ``prefix`` names them as the caller knows them, e.g.
-  ``'config.remix_'``."""
+  values pass)."""
   if isinstance(kappa, (int, float)) and kappa < 1:
-    raise ValueError(f"{prefix}kappa must be >= 1, got {kappa}")
+    raise ValueError(f"kappa must be >= 1, got {kappa}")
   if isinstance(tau, (int, float)) and not 0.0 <= tau <= 1.0:
-    raise ValueError(f"{prefix}tau must be in [0, 1], got {tau}")
+    raise ValueError(f"tau must be in [0, 1], got {tau}")
 
 
 def remix_lambda(lam: jax.Array, n_a: jax.Array, n_b: jax.Array, *,
@@ -91,14 +90,3 @@ def remix_rule(class_counts, *, kappa: float = 3.0,
 
   return rule
 
-
-_MOVED = ("LABEL_RULES", "LabelRule", "make_label_rule", "plain_lambda")
-
-
-def __getattr__(name: str):
-  """The generic label rules' old home: ``remix.plain_lambda`` etc. resolve
-  to :mod:`remix_jax.label_rules`."""
-  if name in _MOVED:
-    from remix_jax import label_rules  # pylint: disable=g-import-not-at-top
-    return getattr(label_rules, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

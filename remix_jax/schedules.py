@@ -42,40 +42,54 @@ def cosine_factor(epoch: jnp.ndarray, warmup_epochs: float,
   return 0.5 * (1.0 + jnp.cos(jnp.pi * t))
 
 
-def create_learning_rate_fn(config, steps_per_epoch: int) -> optax.Schedule:
+def learning_rate_schedule(base: float, steps_per_epoch: int, *,
+                           schedule: str = "step", num_epochs: float,
+                           warmup_epochs: float = 0.0, warmup_stages: int = 1,
+                           boundaries: Sequence[float] = (),
+                           scales: Sequence[float] = ()) -> optax.Schedule:
   """The learning rate at each optimizer step.
 
   ``lr(step) = base · warm-up(e) · decay(e)`` with ``e = step /
-  steps_per_epoch`` (epochs counted from 0). ``config.schedule``:
+  steps_per_epoch`` (epochs counted from 0). ``schedule``:
 
-  - ``'step'``: ``decay = lr_scales[k]`` from epoch ``lr_boundaries[k]``.
+  - ``'step'``: ``decay = scales[k]`` from epoch ``boundaries[k]``.
     LDAM-DRW's recipe (Cao et al. 2019) is boundaries (160, 180) with scales
     (0.01, 0.0001) over 200 epochs.
   - ``'cosine'``: cosine annealing to 0 at ``num_epochs``.
 
   Args:
-    config: needs ``learning_rate``, ``schedule``, ``warmup_epochs``,
-      ``warmup_stages``, ``lr_boundaries``, ``lr_scales``, ``num_epochs``.
+    base: the base learning rate.
     steps_per_epoch: optimizer steps per epoch.
+    schedule: ``'step'`` or ``'cosine'`` (:data:`SCHEDULES`).
+    num_epochs: the length of training (the cosine's end).
+    warmup_epochs: ``E_w`` of :func:`warmup_factor` (0: none).
+    warmup_stages: ``S`` of :func:`warmup_factor`.
+    boundaries: the step schedule's epochs.
+    scales: the step schedule's multipliers, one per boundary.
 
   Returns:
     An optax schedule ``step -> lr``.
-  """
-  if config.schedule not in SCHEDULES:
-    raise ValueError(f"unknown schedule {config.schedule!r}; choose one of "
-                     f"{', '.join(SCHEDULES)}")
-  base = float(config.learning_rate)
-  boundaries = tuple(config.lr_boundaries)
-  scales = tuple(config.lr_scales)
 
-  def schedule(step):
+  Raises:
+    ValueError: an unknown ``schedule``, or boundaries and scales of
+      different lengths (one line).
+  """
+  if schedule not in SCHEDULES:
+    raise ValueError(f"schedule={schedule!r} is not valid; choose one of "
+                     f"{', '.join(SCHEDULES)}")
+  boundaries, scales = tuple(boundaries), tuple(scales)
+  if len(boundaries) != len(scales):
+    raise ValueError(f"boundaries {boundaries} and scales {scales} must have "
+                     "equal lengths")
+  base = float(base)
+
+  def lr(step):
     epoch = jnp.asarray(step, jnp.float32) / steps_per_epoch
-    factor = warmup_factor(epoch, config.warmup_epochs, config.warmup_stages)
-    if config.schedule == "step":
+    factor = warmup_factor(epoch, warmup_epochs, warmup_stages)
+    if schedule == "step":
       factor = factor * step_factor(epoch, boundaries, scales)
     else:
-      factor = factor * cosine_factor(epoch, config.warmup_epochs,
-                                      config.num_epochs)
+      factor = factor * cosine_factor(epoch, warmup_epochs, num_epochs)
     return base * factor
 
-  return schedule
+  return lr

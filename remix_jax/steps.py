@@ -10,7 +10,7 @@ ONE pure function of ``(state, images, labels)``, jitted once over
                                   labels, key, step)
     batch_stats ← pmean(batch_stats);  params ← optax update(grads)
 
-The objective (:mod:`remix_jax.objective`, built from the config there)
+The objective (:mod:`remix_jax.trainer.objective`, built from the config there)
 mixes the shard, runs the forward pass(es) and returns this device's share of
 the global-batch loss, ``Σ_{i∈d} ℓᵢ / Σ_{all i} wᵢ`` (the total label weight
 is a ``psum``, :func:`remix_jax.losses.weighted_mean`), so the gradient of
@@ -49,13 +49,25 @@ def split_model(model: nnx.Module):
   return graphdef, params, batch_stats
 
 
-def make_optimizer(config, learning_rate_fn) -> optax.GradientTransformation:
+def make_optimizer(learning_rate_fn, *, momentum: float, weight_decay: float,
+                   nesterov: bool = False) -> optax.GradientTransformation:
   """SGD with momentum and L2 weight decay added to the gradient (as
-  ``torch.optim.SGD(weight_decay=…)``, on every parameter)."""
+  ``torch.optim.SGD(weight_decay=…)``, on every parameter):
+  ``g ← g + wd·θ``, then optax's SGD (``momentum=0``: plain SGD).
+
+  Args:
+    learning_rate_fn: ``step -> lr`` (an optax schedule).
+    momentum: the momentum (``0``: none).
+    weight_decay: the L2 coefficient ``wd``.
+    nesterov: Nesterov momentum.
+
+  Returns:
+    The optax transformation.
+  """
   return optax.chain(
-      optax.add_decayed_weights(config.weight_decay),
-      optax.sgd(learning_rate_fn, momentum=config.momentum or None,
-                nesterov=config.nesterov))
+      optax.add_decayed_weights(weight_decay),
+      optax.sgd(learning_rate_fn, momentum=momentum or None,
+                nesterov=nesterov))
 
 
 def make_train_step(objective: Callable, graphdef, tx, learning_rate_fn,
@@ -66,7 +78,7 @@ def make_train_step(objective: Callable, graphdef, tx, learning_rate_fn,
   Args:
     objective: ``objective(graphdef, params, batch_stats, images, labels,
       key, step) -> (loss, (batch_stats, metrics))``, this device's share of
-      the global-batch loss (:func:`remix_jax.objective.make_objective`).
+      the global-batch loss (:func:`remix_jax.trainer.objective.make_objective`).
     graphdef: the model's graph definition in train mode (:func:`split_model`).
     tx: the optimizer (:func:`make_optimizer`).
     learning_rate_fn: ``step -> learning rate``, logged as ``learning_rate``.

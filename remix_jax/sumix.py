@@ -206,22 +206,21 @@ def follow_ratio(logits_clean: jax.Array, logits_mixed: jax.Array,
       _reweighted_ratio(lam, d_a / temperature, d_b / temperature))
 
 
-def check_rule(rule: str, temperature: float, *, prefix: str = "") -> None:
+def check_rule(rule: str, temperature: float) -> None:
   """One-line ``ValueError`` unless ``rule`` is one of :data:`RULES` and
-  ``temperature > 0``; ``prefix`` names them as the caller knows them, e.g.
-  ``'config.sumix.'``."""
+  ``temperature > 0``."""
   if rule not in RULES:
-    raise ValueError(f"{prefix}rule={rule!r} is not valid; choose one of "
+    raise ValueError(f"rule={rule!r} is not valid; choose one of "
                      f"{', '.join(RULES)}")
   if not temperature > 0:
-    raise ValueError(f"{prefix}temperature={temperature} must be > 0")
+    raise ValueError(f"temperature={temperature} must be > 0")
 
 
-def check_reduction(reduction: str, *, prefix: str = "") -> None:
+def check_reduction(reduction: str) -> None:
   """One-line ``ValueError`` unless ``reduction`` is one of
   :data:`REDUCTIONS`."""
   if reduction not in REDUCTIONS:
-    raise ValueError(f"{prefix}reduction={reduction!r} is not valid; choose "
+    raise ValueError(f"reduction={reduction!r} is not valid; choose "
                      f"one of {', '.join(REDUCTIONS)}")
 
 
@@ -396,14 +395,3 @@ def sumix_loss(logits_clean: jax.Array, logits_mixed: jax.Array,
   return sumix_objective(logits_mixed, u_clean, u_mixed, distances, labels,
                          partner, lam, lam_y, gamma=gamma).loss
 
-
-#: The NNX modules, moved to :mod:`remix_jax.models.sumix_heads`.
-_HEADS = ("UncertaintyHead", "SimilarityHead", "SUMixModel")
-
-
-def __getattr__(name: str):
-  # Imported on first use: sumix_heads imports this module.
-  if name in _HEADS:
-    from remix_jax.models import sumix_heads  # pylint: disable=g-import-not-at-top
-    return getattr(sumix_heads, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

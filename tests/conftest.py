@@ -11,9 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The tests run the kernels the trainer runs; importing remix_jax sets no
 # flags, so they are set here, before any test starts JAX.
-from remix_jax import cpu_flags  # noqa: E402  pylint: disable=g-import-not-at-top
+from remix_jax.trainer import process_setup  # noqa: E402  pylint: disable=g-import-not-at-top
 
-cpu_flags.set_cpu_flags()
+process_setup.configure_process()
 
 import pytest  # noqa: E402  pylint: disable=g-import-not-at-top
 

@@ -28,7 +28,7 @@ from experiments.remix_paper.tables import ORDERINGS
 from experiments.remix_paper.tables import PAPER_SOURCE
 from experiments.remix_paper.tables import paper_key
 from remix_jax import plots
-from remix_jax import report
+from remix_jax.trainer import report
 
 #: Metrics aggregated over seeds (``per_class`` element-wise).
 METRICS = ("top1", "head", "mid", "tail", "many", "medium", "few",

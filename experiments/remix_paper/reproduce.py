@@ -34,9 +34,9 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 from configs import cifar_lt  # noqa: E402
 from experiments.remix_paper import report  # noqa: E402

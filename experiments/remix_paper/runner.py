@@ -2,10 +2,10 @@
 deferred method from its base.
 
 A deferred method (DRW, DRS, …) trains exactly as its base method until its
-switch epoch (``config.rebalance_epoch``; :func:`remix_jax.methods.
+switch epoch (``config.rebalance_epoch``; :func:`remix_jax.trainer.methods.
 deferred_base`). So the base is trained to that epoch and stopped there with
 a checkpoint (``train_and_evaluate(..., stop_at_epoch=...)``); each deferred
-run starts from a copy of it (:func:`remix_jax.checkpointing.copy_checkpoint`)
+run starts from a copy of it (:func:`remix_jax.trainer.checkpointing.copy_checkpoint`)
 and the base continues. A five-row table with two deferred rows then costs
 3 × 200 + 2 × 40 epochs instead of 5 × 200.
 
@@ -30,18 +30,22 @@ from experiments.remix_paper import status
 from experiments.remix_paper.status import FINISHED
 from experiments.remix_paper.status import Run
 from experiments.remix_paper.tables import Cell
-from remix_jax import checkpointing
-from remix_jax import run_record
+from remix_jax.trainer import checkpointing
+from remix_jax.trainer import methods
+from remix_jax.trainer import run_record
 
 
 def _train_fn():
-  from remix_jax import train  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import train  # pylint: disable=g-import-not-at-top
   return train.train_and_evaluate
 
 
 def changed_fields(base_config, config) -> list[str]:
-  """The (dotted) fields in which ``config`` differs from ``base_config``."""
-  old, new = run_record.flatten(base_config), run_record.flatten(config)
+  """The (dotted) fields in which ``config`` differs from ``base_config``,
+  each with its method applied (:func:`remix_jax.trainer.methods.resolve`),
+  as the run record holds them."""
+  old = run_record.flatten(methods.resolve(base_config))
+  new = run_record.flatten(methods.resolve(config))
   return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 

@@ -1,7 +1,7 @@
 """What a table's run workdirs hold: finished, in progress or not started,
 the test top-1 curve, and the branch a deferred run started from.
 
-A run's workdir (``remix_jax.train.train_and_evaluate``) holds
+A run's workdir (``remix_jax.trainer.train.train_and_evaluate``) holds
 ``checkpoints/``, TensorBoard events (``test/top1`` at every evaluation),
 ``progress.json`` (the last evaluation) and, once finished, ``results.json``.
 A run branched from its base (:mod:`experiments.remix_paper.runner`) also
@@ -18,9 +18,9 @@ import os
 from typing import Optional, Sequence
 
 from experiments.remix_paper.tables import Cell
-from remix_jax import checkpointing
-from remix_jax import run_record
-from remix_jax import report
+from remix_jax.trainer import checkpointing
+from remix_jax.trainer import run_record
+from remix_jax.trainer import report
 
 FINISHED, IN_PROGRESS, NOT_STARTED = "finished", "in progress", "not started"
 

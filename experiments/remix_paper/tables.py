@@ -12,7 +12,7 @@ import dataclasses
 from typing import Optional
 
 from configs import cifar_lt
-from remix_jax import methods
+from remix_jax.trainer import methods
 
 #: Display names of the methods (the paper's where it has one).
 METHOD_LABELS = {
@@ -135,7 +135,7 @@ class Cell:
   """One method on one long-tailed benchmark, run once per seed.
 
   Attributes:
-    method: a name from :data:`remix_jax.methods.METHODS`.
+    method: a name from :data:`remix_jax.trainer.methods.METHODS`.
     dataset: ``config.data.name``.
     rho: imbalance ratio.
     profile: ``'exp'`` or ``'step'``.
@@ -165,7 +165,7 @@ class Cell:
 
   def deferred_base(self) -> Optional["Cell"]:
     """The cell this one trains as until its switch epoch (DRW → ERM, …;
-    :func:`remix_jax.methods.deferred_base`), or ``None``."""
+    :func:`remix_jax.trainer.methods.deferred_base`), or ``None``."""
     base = methods.deferred_base(self.method)
     return None if base is None else dataclasses.replace(self, method=base)
 

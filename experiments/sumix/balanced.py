@@ -37,14 +37,15 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import numpy as np  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
 from experiments.sumix import direction as sumix_direction  # noqa: E402
+from remix_jax.trainer import methods  # noqa: E402
 
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
 #: (row label, method) in table order.
@@ -69,7 +70,7 @@ def config_for(method: str, *, epochs: int, data_dir, dataset="cifar10_jpeg",
   c.checkpoint_every_epochs = 1
   c.log_every_steps = 1  # per-step λ and λ̃ for the diagnostics
   c.progress_bar = False
-  return c
+  return methods.resolve(c)
 
 
 def read_series(workdir: str, keys=SERIES_KEYS) -> dict:
@@ -187,7 +188,7 @@ def run(args) -> tuple[list[dict], str]:
   """Trains (or resumes) every row that ``OUT.json`` does not already hold
   for this setting, adding each to ``OUT`` as it finishes
   (:func:`write_table`); ``(new rows, header)``."""
-  from remix_jax import train  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import train  # pylint: disable=g-import-not-at-top
   labels = dict((m, label) for label, m in ROWS)
   header = setting(args)
   done = {r["method"] for r in finished_rows(args.out, header)}
@@ -232,7 +233,6 @@ def main(argv=None):
   if args.epochs < 1 or not args.temperature > 0:
     raise SystemExit(f"--epochs {args.epochs} must be >= 1 and --temperature "
                      f"{args.temperature} > 0")
-  from remix_jax import methods  # pylint: disable=g-import-not-at-top
   unknown = [m for m in args.rows.split(",") if m not in methods.METHODS]
   if unknown:
     raise SystemExit(f"--rows: unknown method(s) {', '.join(unknown)}; "

@@ -20,12 +20,12 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 from configs import cifar_lt  # noqa: E402
-from remix_jax import train  # noqa: E402
+from remix_jax.trainer import train  # noqa: E402
 
 METHODS = ("cutmix", "cutmix_sumix", "sumix_remix")
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"

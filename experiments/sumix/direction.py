@@ -26,9 +26,9 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from remix_jax import cpu_flags  # noqa: E402
+from remix_jax.trainer import process_setup  # noqa: E402
 
-cpu_flags.set_cpu_flags()  # the trainer's XLA:CPU kernels; before JAX starts
+process_setup.configure_process()  # the trainer's XLA:CPU kernels; before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -37,9 +37,10 @@ from flax import nnx  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
 from remix_jax import data  # noqa: E402
-from remix_jax import objective  # noqa: E402
+from remix_jax.trainer import methods  # noqa: E402
+from remix_jax.trainer import objective  # noqa: E402
 from remix_jax import parallel  # noqa: E402
-from remix_jax import train  # noqa: E402
+from remix_jax.trainer import build  # noqa: E402
 
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "tfds"
 KEYS = ("mix_ratio", "sumix_ratio", "label_weight", "sumix_label_flip",
@@ -50,7 +51,7 @@ BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 def probe_ratios(config, state, batches, num_classes: int) -> np.ndarray:
   """Per-sample λ̃ of the trained ``state`` on ``batches`` (the train step's
   two passes in train mode, without updating anything)."""
-  model = train.model_from_config(config, num_classes,
+  model = build.model_from_config(config, num_classes,
                                   per_device_batch=config.batch_size)
   writable = lambda tree: jax.tree.map(np.array, tree)
   nnx.update(model, writable(state.params))
@@ -75,7 +76,7 @@ def collect(config, num_steps: int, probe_batches: int):
   mesh = parallel.make_mesh(1)
   train_data = data.create_train_data(config.data,
                                       global_batch_size=config.batch_size)
-  state, train_step, _ = train.build(
+  state, train_step, _ = build.build(
       config, mesh, num_classes=train_data.num_classes,
       class_counts=train_data.class_counts,
       steps_per_epoch=train_data.steps_per_epoch)
@@ -157,8 +158,8 @@ def main():
   parser.add_argument("--data_dir", default=os.environ.get(
       "TFDS_DATA_DIR", str(DEFAULT_DIR)))
   args = parser.parse_args()
-  config = cifar_lt.build(dataset="cifar10_jpeg", protocol="cpu30",
-                          method=args.method)
+  config = methods.resolve(cifar_lt.build(
+      dataset="cifar10_jpeg", protocol="cpu30", method=args.method))
   if not config.sumix.enabled:
     raise SystemExit(f"--method {args.method} does not use SUMix; choose one "
                      "of the *_sumix methods or sumix_remix")

@@ -15,7 +15,7 @@ from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
 from remix_jax import plots
-from remix_jax import train
+from remix_jax.trainer import build
 from tests.helpers import REPO
 
 COUNTS = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -34,7 +34,7 @@ def _metrics(top1, per_class=None):
 
 
 def _finish(runs_dir, cell, seed, metrics,
-            key_derivation=train.KEY_DERIVATION):
+            key_derivation=build.KEY_DERIVATION):
   workdir = os.path.join(runs_dir, cell.run_name(seed))
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "results.json"), "w") as f:
@@ -101,7 +101,7 @@ def test_runs_with_the_earlier_keys_are_named_in_one_note(tmp_path):
   (workdir / "checkpoints" / "100").mkdir(parents=True)
   (workdir / "config.json").write_text('{"history": [], "config": {}}')
   runs = status.table_runs([erm, mixup], runs_dir)
-  assert [r.key_derivation for r in runs] == [None, train.KEY_DERIVATION,
+  assert [r.key_derivation for r in runs] == [None, build.KEY_DERIVATION,
                                               None]
   text = paper_report.markdown("t", paper_report.summarize([erm, mixup],
                                                            runs), [])
@@ -144,7 +144,7 @@ def _fake_table(tmp_path):
       parents=True)
   (tmp_path / "runs" / cells[3].run_name(0) / "config.json").write_text(
       json.dumps({"history": [], "config": {},
-                  "key_derivation": train.KEY_DERIVATION}))
+                  "key_derivation": build.KEY_DERIVATION}))
   return cells, runs_dir
 
 

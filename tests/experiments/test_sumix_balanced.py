@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments.sumix import balanced as balanced_module
-from remix_jax import config_lib
+from remix_jax.trainer import config_lib
 from tests.helpers import REPO
 
 SCRIPT = REPO / "experiments" / "sumix" / "balanced.py"
@@ -102,7 +102,7 @@ def test_write_table_keeps_rows_of_the_same_setting_only(balanced, tmp_path):
 
 def test_rows_already_in_the_table_are_not_retrained(balanced, tmp_path,
                                                      monkeypatch):
-  from remix_jax import train
+  from remix_jax.trainer import train
   trained = []
 
   def fake_train(config, workdir):

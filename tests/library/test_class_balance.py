@@ -8,9 +8,10 @@ import pytest
 from configs import default
 from remix_jax import class_balance
 from remix_jax import losses
-from remix_jax import objective
-from remix_jax import run_record
+from remix_jax.trainer import objective
+from remix_jax.trainer import run_record
 from remix_jax.data import resample
+from remix_jax.trainer import methods
 
 
 @pytest.mark.parametrize("mode,expected", [
@@ -35,13 +36,13 @@ def test_drw_and_drs_switch_at_the_same_epoch():
 
 def test_a_bad_mode_is_one_line_with_the_choices():
   with pytest.raises(ValueError,
-                     match=r"^config.resample='drx' is not valid; choose one "
+                     match=r"^resample='drx' is not valid; choose one "
                            r"of none, rs, drs$"):
     class_balance.Rebalance(resample="drx")
 
 
 def test_the_loss_weights_follow_the_schedule():
-  config = default.get_config()
+  config = methods.resolve(default.get_config())
   config.reweight, config.rebalance_epoch = "drw", 4
   counts = np.array([500, 50, 5])
   weights = jax.jit(objective.make_class_weight_fn(config, counts))

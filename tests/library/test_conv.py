@@ -8,8 +8,9 @@ from jax import lax
 
 from configs import cifar_lt
 from remix_jax import parallel
-from remix_jax import train
+from remix_jax.trainer import build
 from remix_jax.models import conv
+from remix_jax.trainer import methods
 
 
 def test_chunk_bounds_cover_the_axis_in_near_equal_parts():
@@ -77,13 +78,13 @@ def test_kernel_gradient_is_really_computed_per_chunk():
 
 
 def _build_resnet32(weight_grad_chunks):
-  config = cifar_lt.get_config("method=remix")
+  config = methods.resolve(cifar_lt.get_config("method=remix"))
   config.model = "resnet32"
   config.batch_size = 16
   config.weight_grad_chunks = weight_grad_chunks
   config.conv_impl = "xla"  # the chunks apply to XLA's convolutions
   mesh = parallel.make_mesh(1)
-  state, step, _ = train.build(config, mesh, num_classes=10,
+  state, step, _ = build.build(config, mesh, num_classes=10,
                                class_counts=np.arange(10, 0, -1) * 10,
                                steps_per_epoch=10)
   return mesh, state, step
@@ -115,10 +116,10 @@ def test_fast_path_train_step_matches_the_plain_step():
 
 def test_auto_picks_chunks_on_cpu_only_and_bad_values_fail():
   assert jax.default_backend() == "cpu"
-  resolve = train.resolve_weight_grad_chunks
+  resolve = build.resolve_weight_grad_chunks
   assert [resolve(-1, b) for b in (4, 16, 32, 128, 512)] == [1, 1, 2, 8, 8]
   assert resolve(1, 128) == 1 and resolve(8, 128) == 8
-  from remix_jax import config_lib
+  from remix_jax.trainer import config_lib
   config = cifar_lt.get_config("method=erm")
   config.weight_grad_chunks = 0
   with pytest.raises(ValueError, match=r"config.weight_grad_chunks=0 must be "

@@ -12,11 +12,12 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from configs import cifar_lt
-from remix_jax import config_lib
+from remix_jax.trainer import config_lib
 from remix_jax import parallel
-from remix_jax import train
+from remix_jax.trainer import build
 from remix_jax.models import conv as conv_lib
 from remix_jax.models import onednn
+from remix_jax.trainer import methods
 
 NATIVE = platform.system() == "Linux" and platform.machine() == "x86_64"
 needs_onednn = pytest.mark.skipif(
@@ -142,12 +143,12 @@ def test_data_parallel_gradient_on_four_devices_matches_one_device():
 
 
 def _resnet_step(conv_impl, model, num_devices, batch):
-  config = cifar_lt.get_config("method=remix")
+  config = methods.resolve(cifar_lt.get_config("method=remix"))
   config.model = model
   config.batch_size = batch
   config.conv_impl = conv_impl
   mesh = parallel.make_mesh(num_devices)
-  state, step, _ = train.build(config, mesh, num_classes=10,
+  state, step, _ = build.build(config, mesh, num_classes=10,
                                class_counts=np.arange(10, 0, -1) * 10,
                                steps_per_epoch=10)
   rng = np.random.RandomState(0)
@@ -181,27 +182,27 @@ def test_train_step_matches_the_xla_step(model, num_devices, batch):
 
 def test_auto_resolves_by_platform_and_availability(monkeypatch, caplog):
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  assert train.resolve_conv_impl("xla") == "xla"
+  assert build.resolve_conv_impl("xla") == "xla"
   monkeypatch.setattr(onednn, "unavailable_reason", lambda: None)
-  assert train.resolve_conv_impl("auto") == "onednn"
-  assert train.resolve_conv_impl("onednn") == "onednn"
+  assert build.resolve_conv_impl("auto") == "onednn"
+  assert build.resolve_conv_impl("onednn") == "onednn"
   monkeypatch.setattr(onednn, "unavailable_reason", lambda: "not built")
-  train._warn_once.cache_clear()  # pylint: disable=protected-access
-  assert train.resolve_conv_impl("auto") == "xla"
+  build._warn_once.cache_clear()  # pylint: disable=protected-access
+  assert build.resolve_conv_impl("auto") == "xla"
   assert "oneDNN convolutions unavailable (not built); using XLA's" in caplog.text
   with pytest.raises(ValueError, match="conv_impl=onednn is unavailable: "
                      "not built; use auto or xla"):
-    train.resolve_conv_impl("onednn")
+    build.resolve_conv_impl("onednn")
 
 
 @pytest.mark.parametrize("platform_name", ["gpu", "tpu"])
 def test_accelerators_use_xla_convolutions(monkeypatch, platform_name):
   monkeypatch.setattr(jax, "default_backend", lambda: platform_name)
   monkeypatch.setattr(onednn, "unavailable_reason", lambda: None)
-  assert train.resolve_conv_impl("auto") == "xla"
+  assert build.resolve_conv_impl("auto") == "xla"
   with pytest.raises(ValueError, match=f"CPU only \\(backend is "
                      f"{platform_name}\\)"):
-    train.resolve_conv_impl("onednn")
+    build.resolve_conv_impl("onednn")
 
 
 def test_bad_conv_impl_is_refused_with_the_choices():

@@ -102,22 +102,13 @@ def test_bad_rule_arguments():
     remix.remix_lambda(jnp.ones(1), jnp.ones(1), jnp.ones(1), tau=1.5)
 
 
-def test_the_generic_rules_stay_importable_from_remix():
-  for name in ("LABEL_RULES", "LabelRule", "make_label_rule", "plain_lambda"):
-    assert getattr(remix, name) is getattr(label_rules, name)
-  from remix_jax.remix import plain_lambda  # pylint: disable=g-import-not-at-top
-  assert plain_lambda is label_rules.plain_lambda
-  with pytest.raises(AttributeError):
-    remix.no_such_rule  # pylint: disable=pointless-statement
-
-
 @pytest.mark.parametrize("field,value,message", [
     ("remix_kappa", 0.5, "config.remix_kappa must be >= 1, got 0.5"),
     ("remix_tau", 1.5, "config.remix_tau must be in [0, 1], got 1.5"),
 ])
 def test_the_config_check_states_the_library_bounds(field, value, message):
   from configs import default  # pylint: disable=g-import-not-at-top
-  from remix_jax import config_lib  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import config_lib  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   setattr(config, field, value)
   with pytest.raises(ValueError) as err:

@@ -7,12 +7,14 @@ import pytest
 from flax import nnx
 
 from configs import cifar_lt
-from remix_jax import config_lib
+from remix_jax.trainer import config_lib
 from remix_jax import mixers
-from remix_jax import objective
+from remix_jax.trainer import objective
 from remix_jax import parallel
 from remix_jax import sumix
-from remix_jax import train
+from remix_jax.models import sumix_heads
+from remix_jax.trainer import build
+from remix_jax.trainer import methods
 
 COUNTS = np.array([500, 200, 80, 30, 10])
 
@@ -125,7 +127,7 @@ def test_ratio_has_no_gradient_and_regularizer_reaches_the_head():
       a, m, y, perm, lam, scale=8.0)), argnums=(0, 1))(z_a, z_m)
   assert all(float(jnp.abs(x).max()) == 0.0 for x in g)
 
-  head = sumix.UncertaintyHead(6, 5, is_norm=True, rngs=nnx.Rngs(0))
+  head = sumix_heads.UncertaintyHead(6, 5, is_norm=True, rngs=nnx.Rngs(0))
   h_a, h_m = jax.random.normal(jax.random.key(1), (2, 8, 6))
   dist = sumix.semantic_distances(z_a, z_m, y, perm, 8.0)
 
@@ -143,7 +145,7 @@ def test_ratio_has_no_gradient_and_regularizer_reaches_the_head():
 
 
 def test_learnable_scale_is_trained_through_the_regularizer_only():
-  sim = sumix.SimilarityHead(16.0, learn_scale=True)
+  sim = sumix_heads.SimilarityHead(16.0, learn_scale=True)
   assert float(jnp.exp(sim.log_scale[...])) == pytest.approx(16.0)
   z_a, z_m, u_a, u_m, y, perm, lam = (jnp.asarray(v) for v in _random_inputs(
       5, 8, 5, 0.5))
@@ -159,7 +161,7 @@ def test_learnable_scale_is_trained_through_the_regularizer_only():
   assert float(nnx.grad(ratio_sum)(sim)["log_scale"][...]) == 0.0
   assert float(nnx.grad(reg)(sim)["log_scale"][...]) != 0.0
   with pytest.raises(ValueError, match="must be > 0"):
-    sumix.SimilarityHead(0.0)
+    sumix_heads.SimilarityHead(0.0)
 
 
 def test_label_flip_rate_counts_majority_changes():
@@ -171,7 +173,7 @@ def test_label_flip_rate_counts_majority_changes():
 
 
 def test_is_norm_false_uses_the_logits():
-  head = sumix.UncertaintyHead(6, 5, is_norm=False, rngs=nnx.Rngs(0))
+  head = sumix_heads.UncertaintyHead(6, 5, is_norm=False, rngs=nnx.Rngs(0))
   z = jnp.arange(10.0).reshape(2, 5)
   np.testing.assert_array_equal(head(jnp.ones((2, 6)), z), z)
   assert not jax.tree.leaves(nnx.state(head, nnx.Param))
@@ -184,7 +186,7 @@ def _config(method, **sumix_fields):
   c.batch_size = 8
   for k, v in sumix_fields.items():
     setattr(c.sumix, k, v)
-  return c
+  return methods.resolve(c)
 
 
 def _batch(seed=0, b=8):
@@ -195,7 +197,7 @@ def _batch(seed=0, b=8):
 
 def _build(config, num_devices):
   mesh = parallel.make_mesh(num_devices)
-  state, step, _ = train.build(config, mesh, num_classes=5,
+  state, step, _ = build.build(config, mesh, num_classes=5,
                                class_counts=COUNTS, steps_per_epoch=10)
   return mesh, state, step
 
@@ -228,7 +230,7 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
       jax.random.wrap_key_data(state.rng), 0), 0)
   mixed, info = mixers.cutmix(key, jnp.asarray(images), jnp.asarray(labels),
                               alpha=config.mix_alpha)
-  model = train.model_from_config(config, 5, per_device_batch=8)
+  model = build.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model, params, batch_stats)
   out_c, out_m = model(jnp.asarray(images)), model(mixed)
   want = sumix.sumix_loss(
@@ -260,7 +262,7 @@ def test_step_loss_heads_and_batchnorm_match_a_two_pass_replay():
                       jax.tree.leaves(want_stats)):
     np.testing.assert_allclose(got, exp, rtol=1e-5, atol=1e-6)
   # One pass only would give different statistics.
-  model1 = train.model_from_config(config, 5, per_device_batch=8)
+  model1 = build.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model1, params, batch_stats)
   model1(mixed)
   one_pass = jax.tree.leaves(nnx.state(model1, nnx.BatchStat))
@@ -308,8 +310,7 @@ def test_bad_sumix_config(field, value, match):
     "dataset=imagenet2012"])
 def test_sumix_presets_are_valid(arg):
   from configs import sumix as sumix_presets
-  c = sumix_presets.get_config(arg)
-  config_lib.validate_config(c)
+  c = config_lib.validate_config(sumix_presets.get_config(arg))
   assert c.schedule == "cosine" and c.data.rho == 1.0
   assert c.sumix.enabled == ("sumix=false" not in arg)
   if "cifar100" in arg:

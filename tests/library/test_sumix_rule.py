@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from configs import cifar_lt
-from remix_jax import config_lib
-from remix_jax import methods
+from remix_jax.trainer import config_lib
+from remix_jax.trainer import methods
 from remix_jax import mixers
-from remix_jax import objective
+from remix_jax.trainer import objective
 from remix_jax import parallel
 from remix_jax import sumix
-from remix_jax import train
+from remix_jax.trainer import build
 
 COUNTS = np.array([500, 200, 80, 30, 10])
 CUT_MIXERS = ("cutmix", "saliencymix", "fmix", "resizemix")
@@ -187,7 +187,7 @@ def _config(method, **sumix_fields):
   c.batch_size = 8
   for k, v in sumix_fields.items():
     setattr(c.sumix, k, v)
-  return c
+  return methods.resolve(c)
 
 
 def test_official_stays_the_default_and_presets_select_follow():
@@ -218,7 +218,7 @@ def test_bad_rule_config_is_one_line(field, value, match):
 
 def test_ratio_fn_dispatches_and_keeps_the_released_distances():
   config = _config("cutmix_sumix_follow")
-  model = train.model_from_config(config, 5, per_device_batch=8)
+  model = build.model_from_config(config, 5, per_device_batch=8)
   z_a, z_m, perm, lam = (jnp.asarray(x) for x in _random(7, 8, 5))
   labels = jnp.arange(8) % 5
   lam_t, dist = objective.make_sumix_ratio_fn(config)(
@@ -255,7 +255,7 @@ def test_every_cut_mixer_with_the_follow_rule_runs_on_4_devices():
     config = _config(method)
     config_lib.validate_config(config)
     mesh = parallel.make_mesh(4)
-    state, step, _ = train.build(config, mesh, num_classes=5,
+    state, step, _ = build.build(config, mesh, num_classes=5,
                                  class_counts=COUNTS, steps_per_epoch=10)
     state, metrics = step(state, *parallel.shard_batch(mesh,
                                                        (images, labels)))
@@ -274,7 +274,7 @@ def test_one_device_step_uses_the_follow_ratio_of_its_passes():
   from flax import nnx
   config = _config("cutmix_sumix_follow")
   mesh = parallel.make_mesh(1)
-  state, step, _ = train.build(config, mesh, num_classes=5,
+  state, step, _ = build.build(config, mesh, num_classes=5,
                                class_counts=COUNTS, steps_per_epoch=10)
   rng = np.random.RandomState(2)
   images = rng.randn(8, 8, 8, 3).astype(np.float32)
@@ -285,7 +285,7 @@ def test_one_device_step_uses_the_follow_ratio_of_its_passes():
       jax.random.wrap_key_data(state.rng), 0), 0)
   mixed, info = mixers.cutmix(key, jnp.asarray(images), jnp.asarray(labels),
                               alpha=config.mix_alpha)
-  model = train.model_from_config(config, 5, per_device_batch=8)
+  model = build.model_from_config(config, 5, per_device_batch=8)
   nnx.update(model, params, batch_stats)
   out_c, out_m = model(jnp.asarray(images)), model(mixed)
   want = sumix.follow_ratio(out_c.logits, out_m.logits, info.partner, info.lam,

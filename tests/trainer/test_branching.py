@@ -12,10 +12,10 @@ from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import runner
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
-from remix_jax import checkpointing
-from remix_jax import methods
-from remix_jax import run_record
-from remix_jax import train
+from remix_jax.trainer import checkpointing
+from remix_jax.trainer import methods
+from remix_jax.trainer import run_record
+from remix_jax.trainer import train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +24,7 @@ class TinyCell(tables.Cell):
 
   def config(self, seed):
     c = quickstart.get_config()
-    methods.apply_method(c, self.method)
+    c.method = self.method
     c.batch_size, c.eval_batch_size = 32, 64
     c.num_epochs, c.rebalance_epoch = 3, 2
     c.eval_every_epochs = c.checkpoint_every_epochs = 1

@@ -17,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from remix_jax import checkpointing
+from remix_jax.trainer import checkpointing
 
 
 def _state(value=1.0):

@@ -1,5 +1,5 @@
 """glibc keeps the memory XLA frees once the trainer's settings are in place
-(remix_jax.host_memory), so train steps do not fault their buffers in anew."""
+(remix_jax.trainer.host_memory), so train steps do not fault their buffers in anew."""
 
 import json
 import os
@@ -10,23 +10,25 @@ import sys
 import numpy as np
 import pytest
 
-from remix_jax import cpu_flags
-from remix_jax import host_memory
+from remix_jax.trainer import process_setup
+from remix_jax.trainer import host_memory
 from tests.helpers import REPO
 
 #: Minor page faults of each of six ResNet-32 train steps at batch 32 (XLA's
 #: convolutions, so that it runs without the native extension).
 _FAULTS = """
 import json, resource
-from remix_jax import cpu_flags
-cpu_flags.set_cpu_flags()
+from remix_jax.trainer import process_setup
+process_setup.configure_process()
 import jax, numpy as np
 from configs import cifar_lt
-from remix_jax import parallel, train
-config = cifar_lt.get_config("method=erm")
+from remix_jax import parallel
+from remix_jax.trainer import build
+from remix_jax.trainer import methods
+config = methods.resolve(cifar_lt.get_config("method=erm"))
 config.batch_size, config.conv_impl = 32, "xla"
 mesh = parallel.make_mesh(1)
-state, step, _ = train.build(config, mesh, num_classes=10,
+state, step, _ = build.build(config, mesh, num_classes=10,
                              class_counts=np.arange(10, 0, -1) * 10,
                              steps_per_epoch=10)
 rng = np.random.RandomState(0)
@@ -47,7 +49,7 @@ PAGES = 40 * 2**20 // 4096
 
 def _faults(**extra) -> list[int]:
   env = {k: v for k, v in os.environ.items()
-         if k not in ("XLA_FLAGS", host_memory.OPT_OUT, cpu_flags.OPT_OUT)}
+         if k not in ("XLA_FLAGS", host_memory.OPT_OUT, process_setup.OPT_OUT)}
   env.update(extra)
   out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, cwd=REPO,
                        capture_output=True, text=True, timeout=300,

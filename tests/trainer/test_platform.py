@@ -5,21 +5,22 @@ from __future__ import annotations
 import jax
 import pytest
 
-from remix_jax import train
+from remix_jax.trainer import build
+from remix_jax.trainer import train
 
 
 @pytest.mark.parametrize("platform", ["gpu", "tpu"])
 def test_auto_weight_grad_chunks_are_plain_on_an_accelerator(monkeypatch,
                                                              platform):
   monkeypatch.setattr(jax, "default_backend", lambda: platform)
-  resolve = train.resolve_weight_grad_chunks
+  resolve = build.resolve_weight_grad_chunks
   assert [resolve(-1, b) for b in (4, 32, 128, 512)] == [1, 1, 1, 1]
   assert resolve(4, 128) == 4  # an explicit value is kept on any platform
 
 
 def test_auto_weight_grad_chunks_on_cpu(monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  assert train.resolve_weight_grad_chunks(-1, 128) == 8
+  assert build.resolve_weight_grad_chunks(-1, 128) == 8
 
 
 def test_main_hides_the_gpu_from_tensorflow_before_training(monkeypatch,
@@ -35,10 +36,8 @@ def test_main_hides_the_gpu_from_tensorflow_before_training(monkeypatch,
                           ("train", workdir))
                       or {})
   verbosity = logging.get_verbosity()
-  main.FLAGS(["main.py", "--workdir", str(tmp_path)])
   try:
-    main.main(["main.py"])
+    main.main(["main.py", "--workdir", str(tmp_path)])
   finally:
     logging.set_verbosity(verbosity)
-    main.FLAGS.unparse_flags()
   assert calls == [("tf", [], "GPU"), ("train", str(tmp_path))]

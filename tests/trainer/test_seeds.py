@@ -12,8 +12,9 @@ import pytest
 from configs import cifar_lt
 from remix_jax import data
 from remix_jax import parallel
-from remix_jax import run_record
-from remix_jax import train
+from remix_jax.trainer import run_record
+from remix_jax.trainer import build
+from remix_jax.trainer import methods
 
 
 def _cell(seed, **kwargs):
@@ -23,7 +24,7 @@ def _cell(seed, **kwargs):
   c.data.rho = 10.0
   c.model = "tiny_resnet"
   c.batch_size = 16
-  return c
+  return methods.resolve(c)
 
 
 def _train_data(config):
@@ -54,7 +55,7 @@ def test_two_seeds_differ_in_subset_and_data_order():
 
 def _state_and_step(config, counts):
   mesh = parallel.make_mesh(1)
-  state, step, _ = train.build(config, mesh, num_classes=len(counts),
+  state, step, _ = build.build(config, mesh, num_classes=len(counts),
                                class_counts=np.asarray(counts),
                                steps_per_epoch=10)
   return mesh, state, step
@@ -82,8 +83,8 @@ def test_two_seeds_differ_in_initialisation_and_mixing():
 def test_no_two_seeds_or_purposes_share_a_key():
   seeds = range(8)
   derived = {(s, p): tuple(np.asarray(jax.random.key_data(
-      train.run_key(s, p))).tolist())
-             for s, p in itertools.product(seeds, train.KEY_PURPOSES)}
+      build.run_key(s, p))).tolist())
+             for s, p in itertools.product(seeds, build.KEY_PURPOSES)}
   assert len(set(derived.values())) == len(derived)
   # Nor a plain key(s'), the earlier derivation's init and step keys.
   plain = {tuple(np.asarray(jax.random.key_data(jax.random.key(s))).tolist())
@@ -96,25 +97,25 @@ def test_the_run_record_says_how_a_new_run_derived_its_keys(tmp_path):
   new = tmp_path / "new"
   new.mkdir()
   run_record.write(str(new), config, step=0, changes={},
-                   key_derivation=train.KEY_DERIVATION)
-  assert run_record.key_derivation(str(new)) == train.KEY_DERIVATION
+                   key_derivation=build.KEY_DERIVATION)
+  assert run_record.key_derivation(str(new)) == build.KEY_DERIVATION
   # A record of the earlier code has none; resuming it keeps none.
   old = tmp_path / "old"
   old.mkdir()
   (old / run_record.RECORD_FILE).write_text(json.dumps(
       {"history": [], "config": json.loads(config.to_json_best_effort())}))
   run_record.write(str(old), config, step=48, changes={},
-                   key_derivation=train.KEY_DERIVATION)
+                   key_derivation=build.KEY_DERIVATION)
   assert run_record.key_derivation(str(old)) is None
   # Nor does a record first written by a resumed run.
   resumed = tmp_path / "resumed"
   resumed.mkdir()
   run_record.write(str(resumed), config, step=48, changes={},
-                   key_derivation=train.KEY_DERIVATION)
+                   key_derivation=build.KEY_DERIVATION)
   assert run_record.key_derivation(str(resumed)) is None
 
 
 @pytest.mark.parametrize("purpose", ["mixing", ""])
 def test_an_unknown_purpose_is_refused(purpose):
   with pytest.raises(ValueError, match="must be one of init, step"):
-    train.run_key(0, purpose)
+    build.run_key(0, purpose)

@@ -17,13 +17,14 @@ from flax import nnx
 from configs import cifar_lt
 from configs import quickstart
 from remix_jax import losses
-from remix_jax import methods
+from remix_jax.trainer import methods
 from remix_jax import mixers
-from remix_jax import objective
+from remix_jax.trainer import objective
 from remix_jax import parallel
 from remix_jax import schedules
 from remix_jax import steps
-from remix_jax import train
+from remix_jax.trainer import build
+from remix_jax.trainer import train
 from tests import helpers
 from tests import jax_events
 
@@ -42,7 +43,7 @@ def tiny_config(**overrides):
   c.num_devices = 2
   for k, v in overrides.items():
     setattr(c, k, v)
-  return c
+  return methods.resolve(c)
 
 
 class LinearModel(nnx.Module):
@@ -67,8 +68,8 @@ def steps_output(logits, features):
 def _one_step(config, model, num_devices, images, labels, counts):
   mesh = parallel.make_mesh(num_devices)
   graphdef, params, batch_stats = steps.split_model(model)
-  lr_fn = schedules.create_learning_rate_fn(config, 10)
-  tx = steps.make_optimizer(config, lr_fn)
+  lr_fn = build.learning_rate_fn(config, 10)
+  tx = build.optimizer(config, lr_fn)
   state = steps.TrainState(params, batch_stats, tx.init(params),
                            jnp.zeros((), jnp.int32),
                            jax.random.key_data(jax.random.key(0)))
@@ -119,8 +120,9 @@ def test_n_device_gradient_equals_one_device(reweight):
 
 
 def _build(config, num_devices, counts, steps_per_epoch=10):
+  config = methods.resolve(config)
   mesh = parallel.make_mesh(num_devices)
-  state, train_step, _ = train.build(
+  state, train_step, _ = build.build(
       config, mesh, num_classes=len(counts), class_counts=np.asarray(counts),
       steps_per_epoch=steps_per_epoch)
   return mesh, state, train_step
@@ -168,12 +170,12 @@ def test_drw_switches_weights_at_the_epoch():
 
 def test_ldam_schedule_and_cpu30_schedule():
   c = cifar_lt.get_config("protocol=paper")
-  lr = schedules.create_learning_rate_fn(c, 10)
+  lr = build.learning_rate_fn(c, 10)
   at = lambda e: float(lr(int(e * 10)))
   assert [round(at(e), 6) for e in (0, 1, 4, 5, 159.9, 160, 179, 180, 199)] == [
       0.02, 0.04, 0.1, 0.1, 0.1, 0.001, 0.001, 1e-5, 1e-5]
   c = cifar_lt.get_config("protocol=cpu30")
-  lr = schedules.create_learning_rate_fn(c, 10)
+  lr = build.learning_rate_fn(c, 10)
   assert [round(float(lr(s)), 6) for s in range(0, 10, 2)] == [
       0.02, 0.04, 0.06, 0.08, 0.1]
   assert round(at(0), 6) == 0.02 and round(float(lr(23 * 10)), 6) == 0.1
@@ -278,7 +280,7 @@ def test_non_finite_state_is_never_saved_and_a_lower_lr_continues(
   """The state goes NaN at step 20 (epoch 2) while the logged loss stays
   finite: the save at step 32 refuses it, checkpoint 16 stays the last, and
   the run continues from it with a changed learning rate."""
-  from remix_jax import checkpointing
+  from remix_jax.trainer import checkpointing
   monkeypatch.setattr(steps, "make_train_step", _poison_batch_stats_after(20))
   config = tiny_config(num_epochs=4, learning_rate=0.2)
   with pytest.raises(FloatingPointError,

@@ -13,11 +13,11 @@ import time
 import pytest
 
 from configs import quickstart
-from remix_jax import config_lib
-from remix_jax import methods
-from remix_jax import run_record
-from remix_jax import train
-from remix_jax import workdir as workdir_lib
+from remix_jax.trainer import config_lib
+from remix_jax.trainer import methods
+from remix_jax.trainer import run_record
+from remix_jax.trainer import train
+from remix_jax.trainer import workdir as workdir_lib
 from tests import helpers
 from tests import jax_events
 
@@ -30,9 +30,8 @@ def tiny_config(**overrides):
   c.batch_size, c.eval_batch_size, c.num_epochs = 32, 64, 1
   c.eval_every_epochs = c.checkpoint_every_epochs = 1
   c.log_every_steps, c.progress_bar, c.num_devices = 5, False, 2
-  for k, v in overrides.items():
-    methods.set_field(c, k, v)
-  return c
+  c.update_from_flattened_dict(overrides)
+  return methods.resolve(c)
 
 
 def test_changed_config_is_refused_before_anything_is_built(tmp_path):
@@ -107,15 +106,24 @@ def test_unwritable_workdir_and_missing_data_dir_fail_first(tmp_path):
 
 
 def test_method_contradicting_its_fields_is_refused():
-  config = tiny_config(method="cutmix")
+  config = quickstart.get_config()  # method remix, its fields unset
+  config.method = "cutmix"
+  config.update_from_flattened_dict({"mixer": "mixup",
+                                     "label_rule": "remix"})
   with pytest.raises(ValueError, match=r"config.method='cutmix' contradicts "
                      r"config.mixer='mixup', config.label_rule='remix'"):
     config_lib.validate_config(config)
+  bogus = quickstart.get_config()
+  bogus.method = "bogus"
   with pytest.raises(ValueError, match="unknown method 'bogus'"):
-    config_lib.validate_config(tiny_config(method="bogus"))
-  methods.apply_method(config, "cutmix")
-  config_lib.validate_config(config)
-  assert (config.mixer, config.label_rule) == ("cutmix", "plain")
+    config_lib.validate_config(bogus)
+  # The method alone applies its preset, once, to the fields left unset.
+  config = quickstart.get_config()
+  config.method = "cutmix"
+  resolved = config_lib.validate_config(config)
+  assert (resolved.mixer, resolved.label_rule) == ("cutmix", "plain")
+  assert config.mixer is None  # the caller's config is left as it was
+  assert methods.resolve(resolved).to_dict() == resolved.to_dict()
 
 
 def _main(*args, **kwargs):

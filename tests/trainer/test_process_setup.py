@@ -10,7 +10,7 @@ import sys
 import jax
 import pytest
 
-from remix_jax import cpu_flags
+from remix_jax.trainer import process_setup
 from tests.helpers import REPO
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type="
@@ -19,7 +19,7 @@ FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 def _clean_env(**extra) -> dict:
   """This process's environment without XLA_FLAGS and the opt-out."""
   env = {k: v for k, v in os.environ.items()
-         if k not in ("XLA_FLAGS", cpu_flags.OPT_OUT)}
+         if k not in ("XLA_FLAGS", process_setup.OPT_OUT)}
   env.update(extra)
   return env
 
@@ -34,33 +34,33 @@ def _run(code: str, *args: str, env=None) -> subprocess.CompletedProcess:
 
 def test_flags_are_appended_once_and_keep_the_users_flags():
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  added = cpu_flags.set_cpu_flags(env)
-  assert added == [FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)]
+  added = process_setup.configure_process(env)
+  assert added == [FLAG + ",".join(process_setup.YNN_FUSION_TYPES)]
   assert env["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=4 "
                               + added[0])
-  assert cpu_flags.set_cpu_flags(env) == []
+  assert process_setup.configure_process(env) == []
   assert env["XLA_FLAGS"].count(FLAG) == 1
   empty = {}
-  cpu_flags.set_cpu_flags(empty)
+  process_setup.configure_process(empty)
   assert empty["XLA_FLAGS"] == added[0]
 
 
 def test_a_user_value_or_the_opt_out_wins():
   env = {"XLA_FLAGS": FLAG + "LIBRARY_FUSION_TYPE_DOT"}
-  assert cpu_flags.set_cpu_flags(env) == []
+  assert process_setup.configure_process(env) == []
   assert env["XLA_FLAGS"] == FLAG + "LIBRARY_FUSION_TYPE_DOT"
-  env = {cpu_flags.OPT_OUT: "1"}
-  assert cpu_flags.set_cpu_flags(env) == []
+  env = {process_setup.OPT_OUT: "1"}
+  assert process_setup.configure_process(env) == []
   assert "XLA_FLAGS" not in env
 
 
 def test_too_late_warns_once_and_leaves_the_environment(monkeypatch, caplog):
   jax.devices()  # JAX has started: XLA has read its flags
-  assert cpu_flags.jax_backends_initialized()
+  assert process_setup.jax_backends_initialized()
   monkeypatch.delenv("XLA_FLAGS", raising=False)
-  monkeypatch.delenv(cpu_flags.OPT_OUT, raising=False)
+  monkeypatch.delenv(process_setup.OPT_OUT, raising=False)
   with caplog.at_level(logging.WARNING):
-    assert cpu_flags.set_cpu_flags() == []
+    assert process_setup.configure_process() == []
   assert "XLA_FLAGS" not in os.environ
   warnings = [r.getMessage() for r in caplog.records]
   assert len(warnings) == 1 and "\n" not in warnings[0]
@@ -68,13 +68,13 @@ def test_too_late_warns_once_and_leaves_the_environment(monkeypatch, caplog):
   # Nothing to warn about when the flags are set already or opted out of.
   caplog.clear()
   monkeypatch.setenv("XLA_FLAGS", FLAG + "LIBRARY_FUSION_TYPE_DOT")
-  assert cpu_flags.set_cpu_flags() == []
-  monkeypatch.setenv(cpu_flags.OPT_OUT, "1")
-  assert cpu_flags.set_cpu_flags() == []
+  assert process_setup.configure_process() == []
+  monkeypatch.setenv(process_setup.OPT_OUT, "1")
+  assert process_setup.configure_process() == []
   assert not caplog.records
   # Another mapping than this process's environment is changed regardless.
   env = {}
-  assert cpu_flags.set_cpu_flags(env) and FLAG in env["XLA_FLAGS"]
+  assert process_setup.configure_process(env) and FLAG in env["XLA_FLAGS"]
 
 
 _IMPORTS = """
@@ -85,7 +85,7 @@ import remix_jax
 import remix_jax.data
 import remix_jax.mixers
 import remix_jax.models
-import remix_jax.train
+import remix_jax.trainer.train
 from configs import cifar_lt, default, quickstart, sumix
 for module in (default, cifar_lt, quickstart, sumix):
   module.get_config()
@@ -94,7 +94,7 @@ print(json.dumps({
                   if env.get(k) != os.environ.get(k)),
     "options": sorted(k for k, v in jax.config.values.items()
                       if options.get(k, v) != v),
-    "started": remix_jax.cpu_flags.jax_backends_initialized(),
+    "started": remix_jax.trainer.process_setup.jax_backends_initialized(),
 }))
 """
 
@@ -108,19 +108,22 @@ _ENTRY_POINTS = """
 import os, sys
 entry, workdir = sys.argv[1:]
 if entry == "main":
-  sys.argv = ["main.py"]
-  import main  # noqa: F401  (its module level: the flags, then absl flags)
+  import main
+  try:  # main() sets the flags first, then refuses the config in one line
+    main.main(["main.py", "--workdir", workdir, "--config.mixer=mixupp"])
+  except SystemExit:
+    pass
 else:
   from configs import quickstart
-  from remix_jax import train
+  from remix_jax.trainer import train
   config = quickstart.get_config()
   config.mixer = "mixupp"  # refused right after the flags are set
   try:
     train.train_and_evaluate(config, workdir)
   except ValueError:
     pass
-from remix_jax import cpu_flags
-print(cpu_flags.jax_backends_initialized(), os.environ.get("XLA_FLAGS", ""))
+from remix_jax.trainer import process_setup
+print(process_setup.jax_backends_initialized(), os.environ.get("XLA_FLAGS", ""))
 """
 
 
@@ -129,7 +132,7 @@ def test_the_trainer_sets_the_flags_before_jax_starts(entry, tmp_path):
   out = _run(_ENTRY_POINTS, entry, str(tmp_path)).stdout
   started, flags = out.splitlines()[-1].split(" ", 1)
   assert started == "False"
-  assert flags == FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+  assert flags == FLAG + ",".join(process_setup.YNN_FUSION_TYPES)
 
 
 #: The scripts that run JAX (benchmarks and experiments), by dotted name from
@@ -148,8 +151,8 @@ for name in sys.argv[1:]:
   sys.modules.pop(name, None)  # run its body even if another imported it
   importlib.import_module(name)
   set_by[name] = os.environ.get("XLA_FLAGS", "")
-from remix_jax import cpu_flags
-print(json.dumps([cpu_flags.jax_backends_initialized(), set_by]))
+from remix_jax.trainer import process_setup
+print(json.dumps([process_setup.jax_backends_initialized(), set_by]))
 """
 
 
@@ -159,7 +162,7 @@ def test_the_scripts_set_the_flags_before_jax_starts():
   started, set_by = json.loads(
       _run(_SCRIPT_IMPORTS, *SCRIPTS).stdout.splitlines()[-1])
   assert not started
-  flag = FLAG + ",".join(cpu_flags.YNN_FUSION_TYPES)
+  flag = FLAG + ",".join(process_setup.YNN_FUSION_TYPES)
   assert {name: flag in flags for name, flags in set_by.items()} == {
       name: True for name in SCRIPTS}
 
@@ -168,11 +171,11 @@ _PROBE = """
 import sys
 import jax, jax.numpy as jnp
 from jax import lax
-import remix_jax  # sets nothing
+import remix_jax.trainer.process_setup  # sets nothing
 if sys.argv[1] == "late":
   jnp.zeros(1).block_until_ready()  # JAX starts before the flags are set
 if sys.argv[1] in ("set", "late"):
-  remix_jax.cpu_flags.set_cpu_flags()
+  remix_jax.trainer.process_setup.configure_process()
 conv = lambda x, w: lax.conv_general_dilated(
     x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 hlo = jax.jit(conv).lower(jnp.ones((8, 8, 8, 64)),
@@ -182,7 +185,7 @@ print("ynn" if "ynn_fusion" in hlo else "xla")
 
 
 def _conv_backend(mode: str, *, opt_out: bool = False) -> tuple[str, str]:
-  env = _clean_env(**({cpu_flags.OPT_OUT: "1"} if opt_out else {}))
+  env = _clean_env(**({process_setup.OPT_OUT: "1"} if opt_out else {}))
   out = _run(_PROBE, mode, env=env)
   return out.stdout.split()[-1], out.stderr
 
@@ -203,9 +206,9 @@ def test_set_cpu_flags_keeps_convolutions_out_of_ynnpack():
 _FUSION_PROBE = """
 import sys
 import jax, jax.numpy as jnp
-import remix_jax
+import remix_jax.trainer.process_setup
 if sys.argv[1] == "set":
-  remix_jax.cpu_flags.set_cpu_flags()
+  remix_jax.trainer.process_setup.configure_process()
 x = jnp.ones((128, 32, 32, 16))
 relu = jax.jit(lambda a, b: jnp.maximum(2 * a + b, 0)).lower(x, x)
 sums = jax.jit(lambda a: a.sum(axis=(0, 1, 2))).lower(x)

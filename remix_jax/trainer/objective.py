@@ -130,12 +130,19 @@ def make_per_label_loss(config, class_counts) -> Callable:
                                            label_smoothing=label_smoothing)
 
 
+def make_rebalance(config) -> class_balance.Rebalance:
+  """When re-weighting and re-sampling are on: ``config.reweight``,
+  ``config.resample`` and ``config.rebalance_epoch``."""
+  return class_balance.Rebalance(config.reweight, config.resample,
+                                 config.rebalance_epoch)
+
+
 def make_class_weight_fn(config, class_counts) -> Callable:
   """``epoch -> [C]`` class weights: ones, class-balanced (RW), or ones until
   ``config.rebalance_epoch`` and class-balanced after (DRW)."""
   class_counts = np.asarray(class_counts)
   ones = jnp.ones((len(class_counts),), jnp.float32)
-  rebalance = class_balance.Rebalance.from_config(config)
+  rebalance = make_rebalance(config)
   if rebalance.reweight == "none":
     return lambda epoch: ones
   balanced = jnp.asarray(losses.class_balanced_weights(class_counts,

@@ -23,7 +23,7 @@ The next step then reuses the same, already mapped pages. The cost is that
 the process keeps its peak heap size until it exits. The parameters only
 change where memory comes from, never what is computed. ``M_ARENA_MAX``
 binds only threads that have not allocated yet, so this runs before JAX
-starts its thread pools (:func:`remix_jax.cpu_flags.set_cpu_flags` calls
+starts its thread pools (:func:`remix_jax.trainer.process_setup.configure_process` calls
 it). ``REMIX_JAX_MALLOC_DEFAULTS=1`` keeps glibc's defaults; other C
 libraries are left alone.
 

@@ -1,33 +1,30 @@
-"""XLA:CPU flags that the project's trainer sets for its CPU runs.
+"""The process set-up of the trainer: XLA:CPU flags and glibc's allocator.
 
-By default XLA:CPU hands convolutions to YNNPACK. For ResNet-sized layers
-XLA's own (Eigen) convolutions are faster on CPU and compile faster, so the
-project keeps YNNPACK for reductions and dots only (BENCHMARKS.md, attempt
-13). Elementwise fusions stay XLA's own: run through YNNPACK beside the
-oneDNN convolutions (:mod:`remix_jax.models.onednn`), which bring their own
-OpenMP threads, they slowed the whole step (attempt 17). The flags only
-change which kernels XLA:CPU uses (the same math up to float reassociation)
-and have no effect on GPU/TPU.
+:func:`configure_process` does two things, before JAX starts its backends:
 
-Importing ``remix_jax`` (or any of its modules) leaves the environment
-alone. XLA reads ``XLA_FLAGS`` once, when JAX initializes its backends at
-the first JAX computation of a process, so the flags are set by the
-programs that want them, before that: ``main.py`` and the benchmarks call
-:func:`set_cpu_flags` first, and :func:`remix_jax.train.train_and_evaluate`
-calls it again (a no-op when the flags are already set; a warning when JAX
-has already started). A program of your own that wants the same kernels
-calls it before its first JAX computation (importing JAX first is fine)::
+1. **XLA:CPU flags.** By default XLA:CPU hands convolutions to YNNPACK; the
+   trainer keeps YNNPACK for reductions and dots only, since XLA's own
+   convolutions and elementwise fusions run faster beside the oneDNN
+   kernels (:mod:`remix_jax.models.onednn`), which bring their own OpenMP
+   threads. The flags only change which kernels XLA:CPU uses (the same math
+   up to float reassociation) and have no effect on GPU/TPU. A flag already
+   named in ``XLA_FLAGS`` is left as the user set it;
+   ``REMIX_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
+2. **glibc keeps freed memory** (:func:`remix_jax.trainer.host_memory.
+   keep_freed_memory`), which must happen before XLA starts its threads;
+   ``REMIX_JAX_MALLOC_DEFAULTS=1`` keeps glibc's defaults.
 
-    from remix_jax import cpu_flags
-    cpu_flags.set_cpu_flags()
+Importing ``remix_jax`` (or any of its modules, this one included) leaves the
+process alone. XLA reads ``XLA_FLAGS`` once, when JAX initializes its
+backends at the first JAX computation of a process, so the programs that want
+the set-up call :func:`configure_process` first: ``main.py``'s ``main()`` and
+the benchmarks, and :func:`remix_jax.trainer.train.train_and_evaluate` again
+(a no-op when the flags are already set; a warning when JAX has already
+started). A program of your own calls it before its first JAX computation
+(importing JAX first is fine)::
 
-A flag already named in ``XLA_FLAGS`` is left as the user set it;
-``REMIX_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults altogether.
-
-:func:`set_cpu_flags` also makes glibc's allocator keep the memory XLA
-frees (:func:`remix_jax.host_memory.keep_freed_memory`), which it must do
-before XLA starts its threads; ``REMIX_JAX_MALLOC_DEFAULTS=1`` keeps
-glibc's defaults.
+    from remix_jax.trainer import process_setup
+    process_setup.configure_process()
 """
 
 from __future__ import annotations
@@ -37,16 +34,16 @@ import os
 import sys
 from typing import MutableMapping, Optional
 
-from remix_jax import host_memory
+from remix_jax.trainer import host_memory
 
 #: Fusion kinds XLA:CPU may still run through YNNPACK (convolutions are not
 #: among them).
 YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_REDUCE", "LIBRARY_FUSION_TYPE_DOT")
 
-#: Environment variable that, set to ``1``, turns :func:`set_cpu_flags` off.
+#: Environment variable that, set to ``1``, turns :func:`configure_process` off.
 OPT_OUT = "REMIX_JAX_XLA_DEFAULTS"
 
-#: The flags :func:`set_cpu_flags` adds, by name.
+#: The flags :func:`configure_process` adds, by name.
 CPU_FLAGS = {
     "xla_cpu_experimental_ynn_fusion_type": ",".join(YNN_FUSION_TYPES),
 }
@@ -73,7 +70,7 @@ def jax_backends_initialized() -> bool:
     return False
 
 
-def set_cpu_flags(
+def configure_process(
     environ: Optional[MutableMapping[str, str]] = None) -> list[str]:
   """Appends :data:`CPU_FLAGS` to ``XLA_FLAGS``, skipping any already named.
 
@@ -101,7 +98,7 @@ def set_cpu_flags(
   if added and own_process and jax_backends_initialized():
     logging.warning(
         "remix_jax XLA:CPU flags not set: JAX has already initialized its "
-        "backends; call remix_jax.cpu_flags.set_cpu_flags() before the first "
+        "backends; call remix_jax.trainer.process_setup.configure_process() before the first "
         "JAX computation (or set %s=1 to silence this)", OPT_OUT)
     return []
   if added:

@@ -8,7 +8,7 @@ import json
 import os
 
 from remix_jax import plots
-from remix_jax import run_record
+from remix_jax.trainer import run_record
 
 
 def fmt(x) -> str:

@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 from remix_jax import class_balance
 from remix_jax import label_rules
-from remix_jax import methods
 from remix_jax import mixers
-from remix_jax import objective
+from remix_jax import parallel
 from remix_jax import remix
 from remix_jax import schedules
 from remix_jax import sumix
+from remix_jax.trainer import methods
+from remix_jax.trainer import objective
 
 # The choices live beside the code that dispatches on them.
 LOSSES = objective.LOSSES
 MIXER_CHOICES = objective.MIXER_CHOICES
 REWEIGHT = class_balance.REWEIGHT
 RESAMPLE = class_balance.RESAMPLE
+
+
+@contextlib.contextmanager
+def config_fields(names: dict):
+  """Re-raises a library's one-line ``ValueError`` with its argument names
+  (the keys of ``names``, where the message names them) replaced by the
+  config fields they come from (the values)."""
+  try:
+    yield
+  except ValueError as err:
+    message = str(err)
+    for argument, field in names.items():
+      message = re.sub(rf"(?<![\w.]){argument}\b", field, message)
+    raise ValueError(message) from None
+
+
+def make_mesh(config):
+  """The ``('data',)`` mesh of ``config.num_devices``
+  (:func:`remix_jax.parallel.make_mesh`)."""
+  with config_fields({"num_devices": "config.num_devices"}):
+    return parallel.make_mesh(config.num_devices)
+
+
+def data_options(config_data):
+  """The data pipeline's options from ``config.data``."""
+  return config_data
 
 
 def _choice(config, field: str, choices) -> None:
@@ -32,12 +62,21 @@ def _positive(config, field: str, allow_zero: bool = False) -> None:
     raise ValueError(f"config.{field}={value!r} must be {bound}")
 
 
-def validate_config(config) -> None:
-  """Checks every field the trainer reads; raises a one-line ``ValueError``.
+def validate_config(config):
+  """The config that trains: ``config.method`` applied
+  (:func:`remix_jax.trainer.methods.resolve`) and every field the trainer
+  reads checked.
 
-  Called by :func:`remix_jax.train.train_and_evaluate` before any data is
-  read or any function is compiled.
+  Called by :func:`remix_jax.trainer.train.train_and_evaluate` before any
+  data is read or any function is compiled.
+
+  Returns:
+    The resolved config.
+
+  Raises:
+    ValueError: one line naming the bad field.
   """
+  config = methods.resolve(config)
   from remix_jax import data  # pylint: disable=g-import-not-at-top
   from remix_jax import models  # pylint: disable=g-import-not-at-top
 
@@ -66,9 +105,11 @@ def validate_config(config) -> None:
     raise ValueError(
         f"config.lr_boundaries {tuple(config.lr_boundaries)} and "
         f"config.lr_scales {tuple(config.lr_scales)} must have equal lengths")
-  remix.check_kappa_tau(config.remix_kappa, config.remix_tau,
-                        prefix="config.remix_")
-  class_balance.check_beta(config.cb_beta, name="config.cb_beta")
+  with config_fields({"kappa": "config.remix_kappa",
+                      "tau": "config.remix_tau"}):
+    remix.check_kappa_tau(config.remix_kappa, config.remix_tau)
+  with config_fields({"beta": "config.cb_beta"}):
+    class_balance.check_beta(config.cb_beta)
   if not 0 <= config.label_smoothing < 1:
     raise ValueError(
         f"config.label_smoothing={config.label_smoothing} must be in [0, 1)")
@@ -78,12 +119,15 @@ def validate_config(config) -> None:
   _validate_sumix(config)
   data.validate_data_config(config.data)
   methods.check_method(config)
+  return config
 
 
 def _validate_sumix(config) -> None:
   cfg = config.sumix
-  sumix.check_reduction(cfg.reduction, prefix="config.sumix.")
-  sumix.check_rule(cfg.rule, cfg.temperature, prefix="config.sumix.")
+  with config_fields({name: f"config.sumix.{name}"
+                      for name in ("reduction", "rule", "temperature")}):
+    sumix.check_reduction(cfg.reduction)
+    sumix.check_rule(cfg.rule, cfg.temperature)
   if cfg.gamma < 0 or cfg.scale < 0:
     raise ValueError(f"config.sumix.gamma={cfg.gamma} and config.sumix.scale="
                      f"{cfg.scale} must be >= 0 (scale 0 = per-device batch)")

@@ -7,8 +7,9 @@ deferred to ``config.rebalance_epoch`` (the second-to-last LR decay). Keys
 with a dot set nested fields (``sumix.enabled``).
 
 Every method sets all of :data:`METHOD_FIELDS` (those it does not name keep
-their :data:`BASELINE` value), so ``config.method`` is never a mere label:
-:func:`check_method` refuses a config whose fields contradict its method.
+their :data:`BASELINE` value). In a config those fields are ``None`` until
+:func:`resolve` fills them from ``config.method``, once, when the trainer
+starts; a field set explicitly must agree with the method.
 """
 
 from __future__ import annotations
@@ -119,44 +120,73 @@ def deferred_base(method: str):
   return next((name for name in METHODS if method_fields(name) == base), None)
 
 
-def get_field(config, key: str):
-  """``config``'s field ``key`` (dotted for nested fields)."""
+def check_name(method: str) -> str:
+  """``method`` when it is one of :data:`METHODS`; a one-line
+  ``ValueError`` naming the valid methods otherwise."""
+  method_fields(method)
+  return method
+
+
+def _get(config, key: str):
   for part in key.split("."):
     config = getattr(config, part)
   return config
 
 
-def set_field(config, key: str, value) -> None:
-  """Sets ``config``'s field ``key`` (dotted for nested fields)."""
+def _set(config, key: str, value) -> None:
   *parents, field = key.split(".")
   for parent in parents:
     config = getattr(config, parent)
   setattr(config, field, value)
 
 
-def apply_method(config, method: str):
-  """Sets ``config.method`` and every field of :func:`method_fields` in place.
+def _named_by(fields: dict):
+  """The method whose fields are ``fields`` (``None`` if none is)."""
+  return next((name for name in METHODS if method_fields(name) == fields),
+              None)
 
-  Raises a one-line ``ValueError`` naming the valid methods.
+
+def resolve(config):
+  """``config.method``'s preset applied to a copy of ``config``: each field
+  of :data:`METHOD_FIELDS` left ``None`` takes the method's value
+  (:func:`method_fields`); fields set explicitly are kept, and
+  :func:`check_method` refuses those that contradict the method.
+
+  This is the one place a method is applied: the trainer resolves its config
+  once (:func:`remix_jax.trainer.config_lib.validate_config`), and the run
+  record holds the resolved fields. Resolving a resolved config changes
+  nothing.
+
+  Args:
+    config: a ``ConfigDict`` with ``method`` and the method fields.
+
+  Returns:
+    The resolved copy (references resolved).
+
+  Raises:
+    ValueError: one line for an unknown method.
   """
-  fields = method_fields(method)
-  config.method = method
-  config.update_from_flattened_dict(fields)
-  return config
+  wanted = method_fields(config.method)
+  out = config.copy_and_resolve_references()
+  for key, value in wanted.items():
+    if _get(out, key) is None:
+      _set(out, key, value)
+  return out
 
 
 def check_method(config) -> None:
-  """Raises a one-line ``ValueError`` when ``config``'s fields are not those
-  of ``config.method`` (or the method is unknown)."""
+  """Raises a one-line ``ValueError`` when fields of a resolved ``config``
+  are not those of ``config.method``, naming the method they make up."""
   wanted = method_fields(config.method)
-  wrong = [key for key, value in wanted.items()
-           if get_field(config, key) != value]
-  if wrong:
-    have = ", ".join(f"config.{key}={get_field(config, key)!r}"
-                     for key in wrong)
-    sets = ", ".join(f"{key}={wanted[key]!r}" for key in wrong)
-    raise ValueError(
-        f"config.method={config.method!r} contradicts {have} (method "
-        f"{config.method} sets {sets}); select a method with --config.method "
-        "(its preset is applied) and leave its fields, or name the method "
-        "those fields make up")
+  wrong = [key for key, value in wanted.items() if _get(config, key) != value]
+  if not wrong:
+    return
+  have = ", ".join(f"config.{key}={_get(config, key)!r}" for key in wrong)
+  sets = ", ".join(f"{key}={wanted[key]!r}" for key in wrong)
+  other = _named_by({key: _get(config, key) for key in wanted})
+  hint = (f"select --config.method={other}" if other
+          else "no method has these fields")
+  raise ValueError(
+      f"config.method={config.method!r} contradicts {have} (method "
+      f"{config.method} sets {sets}); {hint}, or leave the method's fields "
+      "unset")

@@ -1,0 +1,68 @@
+"""When a run saves, and what a save writes: the checkpoint and, with the
+first one, the run record."""
+
+from __future__ import annotations
+
+from remix_jax.trainer import checkpointing
+from remix_jax.trainer import run_record
+
+
+class RunSaver:
+  """The run's checkpointer with its cadence and its record.
+
+  Args:
+    workdir: the run's directory.
+    config: the run's config (its record).
+    changes: the allowed config changes of this resume
+      (:func:`remix_jax.trainer.run_record.check`).
+    key_derivation: how the run's keys come from its seed.
+    keep: checkpoints kept.
+    every: save at the end of every this many epochs.
+    primary: this is process 0 (it writes the record).
+  """
+
+  def __init__(self, workdir: str, config, *, changes: dict,
+               key_derivation: str, keep: int, every: int, primary: bool):
+    self.checkpointer = checkpointing.Checkpointer(workdir, keep=keep,
+                                                   primary=primary)
+    self.workdir, self.config, self.changes = workdir, config, changes
+    self.key_derivation, self.every, self.primary = (
+        key_derivation, every, primary)
+    self.resumed_step = 0
+    self._recorded = False
+
+  def restore(self, state):
+    """``(state, restored step or None)`` from the newest good checkpoint
+    (:meth:`remix_jax.trainer.checkpointing.Checkpointer.restore_latest`)."""
+    restored = self.checkpointer.restore_latest(
+        checkpointing.abstract_like(state))
+    if restored is None:
+      return state, None
+    self.resumed_step = restored[0]
+    return restored[1], restored[0]
+
+  def due(self, epochs_done: int, *, last: bool) -> bool:
+    """Whether a checkpoint is due after ``epochs_done`` epochs (or at the
+    run's last step, or where it stops early: ``last``)."""
+    return epochs_done % self.every == 0 or last
+
+  def save(self, step: int, state) -> None:
+    """Saves ``state`` as checkpoint ``step``; the first save of this
+    process also writes the run record, so that a run which saved nothing
+    leaves no record to match."""
+    self.checkpointer.save(step, state)
+    if self.primary and not self._recorded:
+      run_record.write(self.workdir, self.config, step=self.resumed_step,
+                       changes=self.changes,
+                       key_derivation=self.key_derivation)
+      self._recorded = True
+
+  @property
+  def directory(self) -> str:
+    return self.checkpointer.directory
+
+  def all_steps(self):
+    return self.checkpointer.all_steps()
+
+  def close(self) -> None:
+    self.checkpointer.close()
