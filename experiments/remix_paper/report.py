@@ -1,6 +1,7 @@
 """The report of a reproduction table: mean ± std over the finished seeds
-next to the paper's number for each cell, which of the paper's orderings hold
-(with our margin and the paper's), per-class accuracy, and the figures.
+next to the paper's number for each cell, the paper's orderings judged against
+the spread over seeds (our margin ± its standard error, and the paper's),
+per-class accuracy, and the figures.
 
 Reads workdirs (:mod:`experiments.remix_paper.status`); trains nothing.
 Pure Python/NumPy (the plots import matplotlib lazily).
@@ -101,9 +102,80 @@ def summarize(cells: Sequence[Cell], runs: Sequence[Run]) -> list[CellSummary]:
   return out
 
 
+#: Verdicts on an ordering ``a < b`` (:func:`verdict`).
+HOLDS, FAILS, WITHIN_NOISE, NO_VERDICT = (
+    "holds", "fails", "within noise", "no verdict")
+
+
+def margin_se(lower: CellSummary, higher: CellSummary) -> Optional[float]:
+  """The standard error of our margin (``higher``'s mean top-1 minus
+  ``lower``'s).
+
+  Args:
+    lower: a finished cell.
+    higher: another finished cell.
+
+  Returns:
+    ``sqrt(s_a² / n_a + s_b² / n_b)`` from the cells' sample stds
+    (``ddof=1``) over their ``n`` finished seeds; ``None`` where either
+    cell has one seed (no std).
+  """
+  terms = [(s.stats["std"]["top1"], s.stats["n"]) for s in (lower, higher)]
+  if any(std is None for std, _ in terms):
+    return None
+  return float(np.sqrt(sum(std**2 / n for std, n in terms)))
+
+
+def verdict(margin: float, se: Optional[float]) -> str:
+  """The verdict on an ordering ``a < b`` from our margin and its spread.
+
+  Args:
+    margin: our mean top-1 of ``b`` minus ``a`` (points).
+    se: its standard error (:func:`margin_se`), or ``None``.
+
+  Returns:
+    :data:`HOLDS` if ``margin > 2 se``, :data:`FAILS` if ``margin < −2 se``,
+    else :data:`WITHIN_NOISE`; :data:`NO_VERDICT` where ``se`` is ``None``.
+  """
+  if se is None:
+    return NO_VERDICT
+  if margin > 2 * se:
+    return HOLDS
+  return FAILS if margin < -2 * se else WITHIN_NOISE
+
+
+def _ordering_pairs(by_method: dict, orderings) -> list[tuple[list, bool]]:
+  """The pairs of finished cells of one group that :func:`check_orderings`
+  checks.
+
+  Args:
+    by_method: method -> summary of the group's finished cells.
+    orderings: chains of methods, each lower → higher.
+
+  Returns:
+    ``[(claimed, True), (others, False)]``: the claimed pairs (consecutive
+    finished methods of each chain) and the other pairs whose numbers come
+    from one table of the paper, each ``(lower, higher)`` in the order of
+    the paper's numbers.
+  """
+  claimed = []
+  for chain in orderings:
+    present = [m for m in chain if m in by_method]
+    claimed += zip(present, present[1:])
+  seen = {frozenset(pair) for pair in claimed}
+  in_paper = sorted((s for s in by_method.values()
+                     if _paper_table(s) is not None), key=lambda s: s.paper)
+  others = [(lo.cell.method, hi.cell.method)
+            for lo, hi in itertools.combinations(in_paper, 2)
+            if _paper_table(lo) == _paper_table(hi) and lo.paper != hi.paper
+            and frozenset((lo.cell.method, hi.cell.method)) not in seen]
+  return [(claimed, True), (others, False)]
+
+
 def check_orderings(summaries: Sequence[CellSummary],
                     orderings=ORDERINGS) -> list[dict]:
-  """Which of the paper's orderings hold among the finished cells.
+  """The paper's orderings among the finished cells, judged against the
+  spread over seeds.
 
   Within each group of comparable cells (same dataset, profile, ρ and
   protocol), each chain of ``orderings`` (the paper's claims) is restricted
@@ -113,37 +185,34 @@ def check_orderings(summaries: Sequence[CellSummary],
   that the report states every ordering of that table the finished rows
   allow, not only the claimed ones.
 
+  Args:
+    summaries: the table's cells (:func:`summarize`).
+    orderings: chains of methods, each lower → higher.
+
   Returns:
     One dict per pair: ``group``, ``lower``, ``higher``, ``claimed`` (a pair
     of a chain of ``orderings``, else only the paper's numbers order it),
-    ``holds``, ``margin`` (our top-1 of ``higher`` minus ``lower``, points)
-    and ``paper_margin`` (the same in the paper, ``None`` if it lacks one).
+    ``margin`` (our mean top-1 of ``higher`` minus ``lower``, points),
+    ``se`` (its standard error, :func:`margin_se`; ``None`` where a cell
+    has one seed), ``n_lower`` and ``n_higher`` (finished seeds),
+    ``verdict`` (:func:`verdict`) and ``paper_margin`` (the same margin in
+    the paper, ``None`` if it lacks one).
   """
   out = []
-  groups = dict.fromkeys(s.cell.group for s in summaries)
-  for group in groups:
+  for group in dict.fromkeys(s.cell.group for s in summaries):
     by_method = {s.cell.method: s for s in summaries
                  if s.cell.group == group and s.finished}
-    claimed = []
-    for chain in orderings:
-      present = [m for m in chain if m in by_method]
-      claimed += zip(present, present[1:])
-    seen = {frozenset(pair) for pair in claimed}
-    in_paper = sorted((s for s in by_method.values()
-                       if _paper_table(s) is not None), key=lambda s: s.paper)
-    others = [(lo.cell.method, hi.cell.method)
-              for lo, hi in itertools.combinations(in_paper, 2)
-              if _paper_table(lo) == _paper_table(hi) and lo.paper != hi.paper
-              and frozenset((lo.cell.method, hi.cell.method)) not in seen]
-    for pairs, is_claimed in ((claimed, True), (others, False)):
+    for pairs, is_claimed in _ordering_pairs(by_method, orderings):
       for lower, higher in pairs:
         lo, hi = by_method[lower], by_method[higher]
-        margin = hi.top1 - lo.top1
+        margin, se = hi.top1 - lo.top1, margin_se(lo, hi)
         paper_margin = (None if lo.paper is None or hi.paper is None
                         else hi.paper - lo.paper)
         out.append({"group": list(group), "lower": lower, "higher": higher,
-                    "claimed": is_claimed, "holds": margin > 0,
-                    "margin": margin, "paper_margin": paper_margin})
+                    "claimed": is_claimed, "margin": margin, "se": se,
+                    "n_lower": lo.stats["n"], "n_higher": hi.stats["n"],
+                    "verdict": verdict(margin, se),
+                    "paper_margin": paper_margin})
   return out
 
 
@@ -189,11 +258,24 @@ EARLIER_KEYS_NOTE = (
 
 
 def _ordering_line(o: dict) -> str:
-  paper_margin = ("–" if o["paper_margin"] is None
-                  else f"{o['paper_margin']:+.2f}")
+  """``- ERM < Mixup: within noise (+0.52 ± 0.61 SE, n = 2/2; paper +1.23)``,
+  or with a one-seed row ``no verdict (n = 1/1: +0.52; paper +1.23)``."""
+  paper = ("–" if o["paper_margin"] is None else f"{o['paper_margin']:+.2f}")
+  n = f"n = {o['n_lower']}/{o['n_higher']}"
+  ours = (f"{n}: {o['margin']:+.2f}" if o["se"] is None
+          else f"{o['margin']:+.2f} ± {o['se']:.2f} SE, {n}")
   return (f"- {method_label(o['lower'])} < {method_label(o['higher'])}: "
-          f"{'holds' if o['holds'] else 'does NOT hold'} "
-          f"({o['margin']:+.2f} vs paper {paper_margin})")
+          f"{o['verdict']} ({ours}; paper {paper})")
+
+
+#: What the verdicts of :func:`check_orderings` mean (the report's words).
+ORDERINGS_INTRO = (
+    "The paper's orderings among the finished cells, each A < B: our margin "
+    "m = mean top-1 of B − mean top-1 of A (points) ± its standard error "
+    "SE = √(s²_A/n_A + s²_B/n_B) (s: a row's sample std over its n finished "
+    "seeds; n = n_A/n_B), then the paper's margin. Verdict: holds if m > "
+    "2·SE, fails if m < −2·SE, within noise otherwise; no verdict where a "
+    "row has n = 1 (no spread to judge the margin by):")
 
 
 def markdown(table: str, summaries: Sequence[CellSummary],
@@ -254,8 +336,7 @@ def markdown(table: str, summaries: Sequence[CellSummary],
     group_orderings = [o for o in orderings if tuple(o["group"]) == group]
     claimed = [o for o in group_orderings if o["claimed"]]
     others = [o for o in group_orderings if not o["claimed"]]
-    lines += ["", "The paper's orderings among the finished cells (top-1 "
-              "margin in points, ours vs paper):", ""]
+    lines += ["", ORDERINGS_INTRO, ""]
     if not claimed:
       lines.append("- none checkable yet (needs two finished methods of one "
                    "chain).")

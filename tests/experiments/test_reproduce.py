@@ -160,15 +160,71 @@ def test_orderings_with_margins(tmp_path):
   # Pairs across tables (ERM, CutMix) or without a paper number (CutMix+
   # SUMix) are not orderings of the paper.
   assert set(got) - claimed == {("erm", "remix")}
-  assert got["erm", "remix"]["holds"]
+  # Every row has 2 seeds 1 point apart: SE = sqrt(0.5/2 + 0.5/2).
+  se = np.sqrt(0.5)
+  assert got["erm", "remix"]["verdict"] == "within noise"
   assert got["erm", "remix"]["margin"] == pytest.approx(1.0)
+  assert got["erm", "remix"]["se"] == pytest.approx(se)
   assert got["erm", "remix"]["paper_margin"] == pytest.approx(75.36 - 71.86)
-  assert got["erm", "mixup"]["holds"]
+  assert got["erm", "mixup"]["verdict"] == "holds"
   assert got["erm", "mixup"]["margin"] == pytest.approx(2.0)
   assert got["erm", "mixup"]["paper_margin"] == pytest.approx(73.09 - 71.86)
-  assert not got["mixup", "remix"]["holds"]
+  assert got["mixup", "remix"]["verdict"] == "within noise"
   assert got["mixup", "remix"]["margin"] == pytest.approx(-1.0)
   assert got["cutmix", "remix_cm"]["margin"] == pytest.approx(1.5)
+  assert got["cutmix", "remix_cm"]["verdict"] == "holds"
+  assert all((o["n_lower"], o["n_higher"]) == (2, 2) and "holds" not in o
+             for o in got.values())
+
+
+def _summaries_of(tmp_path, top1s):
+  """Finished cells of the methods in ``top1s``, one seed per value."""
+  cells = [tables.Cell(m, seeds=tuple(range(len(v))))
+           for m, v in top1s.items()]
+  runs_dir = str(tmp_path / "runs")
+  for cell, values in zip(cells, top1s.values()):
+    for seed, top1 in enumerate(values):
+      _finish(runs_dir, cell, seed, _metrics(top1))
+  return paper_report.summarize(cells, status.table_runs(cells, runs_dir))
+
+
+def test_orderings_are_judged_against_twice_the_standard_error(tmp_path):
+  summaries = _summaries_of(tmp_path, {
+      "erm": [70.0, 71.0], "mixup": [71.0, 72.0], "remix": [75.0, 76.0],
+      "remix_drw": [60.0, 61.0, 62.0], "ldam_drw": [80.0]})
+  got = {(o["lower"], o["higher"]): o
+         for o in paper_report.check_orderings(summaries)}
+  se = np.sqrt(0.5 / 2 + 0.5 / 2)
+  assert got["erm", "mixup"]["se"] == pytest.approx(se)
+  assert got["erm", "mixup"]["verdict"] == "within noise"  # +1 < 2 SE
+  assert got["mixup", "remix"]["verdict"] == "holds"  # +4 > 2 SE
+  # Remix-DRW: 3 seeds, std 1: SE = sqrt(0.5/2 + 1/3).
+  assert got["remix", "remix_drw"]["se"] == pytest.approx(
+      np.sqrt(0.25 + 1 / 3))
+  assert got["remix", "remix_drw"]["verdict"] == "fails"  # -14.5 < -2 SE
+  assert got["remix", "remix_drw"]["n_higher"] == 3
+  # Table 1's LDAM-DRW < Remix-DRW is a claim of the paper; one LDAM-DRW
+  # seed gives no spread to judge it by.
+  ldam = got["ldam_drw", "remix_drw"]
+  assert ldam["claimed"]
+  assert (ldam["verdict"], ldam["se"], ldam["n_lower"]) == (
+      "no verdict", None, 1)
+  assert ldam["margin"] == pytest.approx(61.0 - 80.0)
+  assert ldam["paper_margin"] == pytest.approx(79.76 - 76.57)
+  md = paper_report.markdown("t", summaries, list(got.values()))
+  assert ("- ERM < Mixup: within noise (+1.00 ± 0.71 SE, n = 2/2; paper "
+          "+1.23)") in md
+  assert "- Mixup < Remix: holds (+4.00 ± 0.71 SE, n = 2/2; paper +2.27)" in (
+      md)
+  assert "- Remix < Remix-DRW: fails (-14.50 ± 0.76 SE, n = 2/3;" in md
+  assert ("- LDAM-DRW < Remix-DRW: no verdict (n = 1/3: -19.00; paper "
+          "+3.19)") in md
+  assert "holds if m > 2·SE, fails if m < −2·SE" in md
+  # The verdict is strict at ±2 SE.
+  assert paper_report.verdict(1.0, 0.5) == "within noise"
+  assert paper_report.verdict(-1.0, 0.5) == "within noise"
+  assert paper_report.verdict(1.01, 0.5) == "holds"
+  assert paper_report.verdict(1.0, None) == "no verdict"
 
 
 def test_report_markdown_json_and_plots(tmp_path):
@@ -189,10 +245,12 @@ def test_report_markdown_json_and_plots(tmp_path):
           "– | s0: in "
           "progress (checkpoint at step 200); s1: not started |") in md
   assert "| 9 | truck | 50 | 30.50 ± 0.71 |" in md
-  assert "- ERM < Mixup: holds (+2.00 vs paper +1.23)" in md
-  assert "- Mixup < Remix: does NOT hold (-1.00 vs paper +2.27)" in md
+  assert "- ERM < Mixup: holds (+2.00 ± 0.71 SE, n = 2/2; paper +1.23)" in md
+  assert ("- Mixup < Remix: within noise (-1.00 ± 0.71 SE, n = 2/2; paper "
+          "+2.27)") in md
   claims, others = md.split("not claimed as an ordering by the paper):")
-  assert "- ERM < Remix: holds (+1.00 vs paper +3.50)" in others
+  assert ("- ERM < Remix: within noise (+1.00 ± 0.71 SE, n = 2/2; paper "
+          "+3.50)") in others
   assert "ERM < Remix" not in claims
   assert "- CutMix+SUMix: λ̃ as released" in md
   assert md.count("λ̃ as released") == 1
