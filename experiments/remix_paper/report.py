@@ -407,15 +407,43 @@ def _archive(runs: Sequence[Run], archive: str) -> None:
                   indent=1)
 
 
+def _group_suffix(group, groups) -> str:
+  """``''`` for a table of one group, else ``'_<dataset>_<profile>_…'``."""
+  return "" if len(groups) == 1 else "_" + "_".join(
+      f"{x:g}" if isinstance(x, float) else x for x in group)
+
+
+def _write_curves(prefix: str, in_group: Sequence[CellSummary]) -> None:
+  """``<prefix>_curves.png`` (every run's curve in one axes) and
+  ``<prefix>_seed_curves.png`` (a panel per method: its seeds and their
+  mean), where a run of the group has evaluated."""
+  seeds = {method_label(s.cell.method): {r.seed: r.curve for r in s.runs}
+           for s in in_group if any(r.curve for r in s.runs)}
+  if not seeds:
+    return
+  switch = in_group[0].cell.config(0).rebalance_epoch
+  heading = _group_title(in_group[0].cell)
+  experiment_plots.accuracy_curves(
+      f"{prefix}_curves.png",
+      {f"{name} s{seed}": curve for name, by_seed in seeds.items()
+       for seed, curve in by_seed.items() if curve},
+      switch_epoch=switch, title=f"test top-1 per epoch · {heading}")
+  experiment_plots.seed_curves(
+      f"{prefix}_seed_curves.png", seeds, switch_epoch=switch,
+      title=f"test top-1 per epoch, seeds (thin) and their mean (bold) · "
+            f"{heading}")
+
+
 def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
                  results_dir: str) -> list[CellSummary]:
   """Writes ``<results_dir>/<table>.md`` and ``.json``, the test top-1 curves
-  of every run that has evaluated (``<table>_curves.png``, one per group of
-  comparable cells, suffixed when the table has several) and, once a run is
-  finished, ``<table>_per_class.png`` and ``<table>_groups.png``. Each
-  finished run's results, and each unfinished run's progress, is copied to
-  :func:`status.archive_dir` (with its curve and branch), which later reports
-  (and the runner) read when the workdir is gone.
+  of every run that has evaluated (``<table>_curves.png``, and per method
+  its seeds and their mean, ``<table>_seed_curves.png``; one of each per
+  group of comparable cells, suffixed when the table has several) and, once
+  a run is finished, ``<table>_per_class.png`` and ``<table>_groups.png``.
+  Each finished run's results, and each unfinished run's progress, is copied
+  to :func:`status.archive_dir` (with its curve and branch), which later
+  reports (and the runner) read when the workdir is gone.
 
   Args:
     table: the table's name (file names and title).
@@ -439,22 +467,15 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
     json.dump(report_json(table, summaries, orderings), f, indent=1)
   groups = list(dict.fromkeys(s.cell.group for s in summaries))
   for group in groups:
-    suffix = "" if len(groups) == 1 else "_" + "_".join(
-        f"{x:g}" if isinstance(x, float) else x for x in group)
+    prefix = base + _group_suffix(group, groups)
     in_group = [s for s in summaries if s.cell.group == group]
-    curves = {f"{method_label(r.cell.method)} s{r.seed}": r.curve
-              for s in in_group for r in s.runs if r.curve}
-    if curves:
-      switch = in_group[0].cell.config(0).rebalance_epoch
-      experiment_plots.accuracy_curves(
-          f"{base}{suffix}_curves.png", curves, switch_epoch=switch,
-          title=f"test top-1 per epoch · {_group_title(in_group[0].cell)}")
-    members = [s for s in summaries if s.cell.group == group and s.finished]
+    _write_curves(prefix, in_group)
+    members = [s for s in in_group if s.finished]
     if not members:
       continue
     by_method = {method_label(s.cell.method): s.stats["mean"]
                  for s in members}
-    plots.per_class_vs_size(f"{base}{suffix}_per_class.png", by_method,
+    plots.per_class_vs_size(f"{prefix}_per_class.png", by_method,
                             _first_results(members)["class_counts"])
-    experiment_plots.group_bars(f"{base}{suffix}_groups.png", by_method)
+    experiment_plots.group_bars(f"{prefix}_groups.png", by_method)
   return summaries

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import cifar_lt
+from experiments.remix_paper import plots as experiment_plots
 from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
@@ -262,6 +263,59 @@ def test_report_markdown_json_and_plots(tmp_path):
       "in progress", "not started"]
   for name in ("fake_per_class.png", "fake_groups.png"):
     assert (tmp_path / "results" / name).stat().st_size > 1000
+
+
+def test_seed_mean_curve_uses_the_epochs_the_seeds_share():
+  finished = [[0, 10.0], [1, 20.0], [2, 30.0]]
+  assert experiment_plots.seed_mean_curve([finished]) == []
+  assert experiment_plots.seed_mean_curve([finished, []]) == []
+  # An unfinished seed counts up to its last epoch; past it, one seed is
+  # left (no mean).
+  assert experiment_plots.seed_mean_curve([
+      finished, [[0, 20.0], [1, 40.0]]]) == [[0, 15.0], [1, 30.0]]
+  # Past the unfinished one the two finished seeds go on; an epoch only
+  # one of the seeds that passed it evaluated (1.5) is left out.
+  assert experiment_plots.seed_mean_curve([
+      finished, [[0, 30.0], [1, 40.0], [1.5, 45.0], [2, 50.0]],
+      [[0, 50.0]]]) == [[0, 30.0], [1, 30.0], [2, 40.0]]
+
+
+def _archive_run(results_dir, cell, seed, curve, top1=None):
+  """A run known only from the archive: finished with ``top1``, else in
+  progress at the curve's last epoch."""
+  archive = status.archive_dir(results_dir, "fake")
+  os.makedirs(archive, exist_ok=True)
+  name = cell.run_name(seed)
+  if top1 is None:
+    path, record = status.archived_progress_path(archive, name), {
+        "epoch": curve[-1][0], "top1": curve[-1][1]}
+  else:
+    path, record = os.path.join(archive, name + ".json"), {
+        "metrics": _metrics(top1), "class_counts": COUNTS,
+        "class_names": NAMES}
+  with open(path, "w") as f:
+    json.dump({**record, "curve": curve}, f)
+
+
+def test_report_draws_each_methods_seeds_and_their_mean(tmp_path):
+  results_dir = str(tmp_path / "results")
+  cells = [tables.Cell(m, seeds=(0, 1, 2))
+           for m in ("erm", "mixup", "remix", "remix_drw")]
+  curve = [[e, 20.0 + e] for e in range(0, 31, 3)]
+  for cell in cells[:3]:
+    _archive_run(results_dir, cell, 0, curve, top1=50.0)
+    _archive_run(results_dir, cell, 1, [[e, t + 2] for e, t in curve],
+                 top1=52.0)
+    _archive_run(results_dir, cell, 2, curve[:4])
+  paper_report.write_report("fake", cells, str(tmp_path / "runs"),
+                            results_dir)
+  path = tmp_path / "results" / "fake_seed_curves.png"
+  assert path.stat().st_size > 10000
+  # One panel per method with a curve (3 of the 4), side by side.
+  import matplotlib.image  # pylint: disable=g-import-not-at-top
+  height, width = matplotlib.image.imread(str(path)).shape[:2]
+  assert width == 1152 and height < width  # 3 panels of 3.2 in at 120 dpi
+  assert (tmp_path / "results" / "fake_curves.png").stat().st_size > 10000
 
 
 def test_finished_results_survive_without_their_workdirs(tmp_path):
