@@ -385,6 +385,53 @@ def report_json(table: str, summaries: Sequence[CellSummary],
   }
 
 
+# --- Results at a glance (README) ------------------------------------------
+
+
+def _readme_markers(table: str) -> tuple[str, str]:
+  """The HTML comments around ``table``'s generated block in README.md."""
+  return (f"<!-- {table}-table:start -->", f"<!-- {table}-table:end -->")
+
+
+def glance_table(table_json: dict) -> str:
+  """The table's results at a glance, as a markdown table.
+
+  Args:
+    table_json: the table's report (:func:`report_json`, e.g. the parsed
+      ``results/<table>.json``).
+
+  Returns:
+    One row per cell with at least one finished seed: the method, our top-1
+    (mean ± sample std over the finished seeds, the std only for n ≥ 2), n
+    and the paper's top-1 (– without one); no trailing newline.
+  """
+  lines = ["| method | top-1 (ours) | n | top-1 (paper) |",
+           "|---|---|---|---|"]
+  for c in table_json["cells"]:
+    if c["n"]:
+      lines.append(f"| {method_label(c['method'])} | "
+                   f"{pm(c['mean']['top1'], c['std']['top1'])} | {c['n']} | "
+                   f"{report.fmt(c['paper_top1'])} |")
+  return "\n".join(lines)
+
+
+def readme_block(table_json: dict) -> str:
+  """:func:`glance_table` between the table's README markers
+  (``<!-- paper-table:start -->`` … ``<!-- paper-table:end -->``)."""
+  start, end = _readme_markers(table_json["table"])
+  return f"{start}\n{glance_table(table_json)}\n{end}"
+
+
+def find_readme_block(text: str, table: str) -> Optional[str]:
+  """The block of ``table`` in ``text`` (a README), markers included, as
+  :func:`readme_block` writes it; ``None`` without both markers."""
+  start, end = _readme_markers(table)
+  i, j = text.find(start), text.find(end)
+  if i < 0 or j < i:
+    return None
+  return text[i:j + len(end)]
+
+
 def _archive(runs: Sequence[Run], archive: str) -> None:
   """Copies each finished run's results, and each unfinished run's progress,
   with its curve and branch, to ``archive`` (:func:`status.archive_dir`)."""

@@ -318,6 +318,55 @@ def test_report_draws_each_methods_seeds_and_their_mean(tmp_path):
   assert (tmp_path / "results" / "fake_curves.png").stat().st_size > 10000
 
 
+def test_glance_table_and_the_readme_block(tmp_path):
+  summaries = _summaries_of(tmp_path, {"erm": [70.0, 71.0], "mixup": [72.5],
+                                       "cutmix_sumix": [74.0]})
+  cells = [s.cell for s in summaries] + [tables.Cell("remix")]
+  summaries += paper_report.summarize(cells[-1:], [])
+  table_json = paper_report.report_json("paper", summaries, [])
+  assert paper_report.glance_table(table_json).splitlines() == [
+      "| method | top-1 (ours) | n | top-1 (paper) |", "|---|---|---|---|",
+      "| ERM | 70.50 ± 0.71 | 2 | 71.86 |", "| Mixup | 72.50 | 1 | 73.09 |",
+      "| CutMix+SUMix | 74.00 | 1 | – |"]
+  block = paper_report.readme_block(table_json)
+  assert block.startswith("<!-- paper-table:start -->\n| method |")
+  assert block.endswith("| – |\n<!-- paper-table:end -->")
+  readme = f"# Title\n\nText.\n\n{block}\n\nMore text.\n"
+  assert paper_report.find_readme_block(readme, "paper") == block
+  assert paper_report.find_readme_block(readme, "cpu30") is None
+
+
+def test_readme_paper_table_is_the_reports():
+  """README.md's block of the paper table is what results/paper.json gives
+  (``reproduce.py --table paper --readme_table`` prints it)."""
+  table_json = status.read_json(str(REPO / "results" / "paper.json"))
+  readme = (REPO / "README.md").read_text()
+  assert paper_report.find_readme_block(readme, "paper") == (
+      paper_report.readme_block(table_json)), (
+          "README.md's paper table differs from results/paper.json: replace "
+          "its block with the output of `python experiments/remix_paper/"
+          "reproduce.py --table paper --readme_table`")
+
+
+def test_cli_readme_table_prints_the_block(tmp_path):
+  results_dir = tmp_path / "results"
+  results_dir.mkdir()
+  summaries = _summaries_of(tmp_path, {"erm": [70.0, 71.0]})
+  table_json = paper_report.report_json("paper", summaries, [])
+  (results_dir / "paper.json").write_text(json.dumps(table_json))
+  args = [sys.executable, str(REPO / "experiments" / "remix_paper" /
+                              "reproduce.py"), "--readme_table"]
+  out = subprocess.run(args + ["--table", "paper", "--results_dir",
+                               str(results_dir)],
+                       capture_output=True, text=True, timeout=120, check=True)
+  assert out.stdout == paper_report.readme_block(table_json) + "\n"
+  bad = subprocess.run(args + ["--table", "cpu30", "--results_dir",
+                               str(results_dir)],
+                       capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and not bad.stdout
+  assert "--readme_table: no report at" in bad.stderr.splitlines()[-1]
+
+
 def test_finished_results_survive_without_their_workdirs(tmp_path):
   """A fresh checkout has results/ but not runs/: same report, runs skipped."""
   cells, runs_dir = _fake_table(tmp_path)
