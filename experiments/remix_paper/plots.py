@@ -4,6 +4,8 @@ curves of its rows, and each row's curves per seed with their mean
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from remix_jax import plots
@@ -110,8 +112,10 @@ def seed_curves(path: str, curves_by_method: dict, *, switch_epoch=None,
   names = list(curves_by_method)
   ncols = max(1, min(columns, len(names)))
   nrows = -(-len(names) // ncols)
-  fig, axes = plt.subplots(nrows, ncols, sharey=True, squeeze=False,
-                           figsize=(3.2 * ncols, 2.6 * nrows + 0.4))
+  title = textwrap.fill(title, int(11 * 3.2 * ncols))  # ~11 chars an inch
+  fig, axes = plt.subplots(
+      nrows, ncols, sharey=True, squeeze=False,
+      figsize=(3.2 * ncols, 2.6 * nrows + 0.2 * (title.count("\n") + 2)))
   for k, (ax, name) in enumerate(zip(axes.flat, names)):
     seeds = curves_by_method[name]
     seeds = seeds if isinstance(seeds, dict) else dict(enumerate(seeds))
