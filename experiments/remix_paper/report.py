@@ -1,6 +1,7 @@
 """The report of a reproduction table: mean ± std over the finished seeds
-next to the paper's number for each cell, which of the paper's orderings hold
-(with our margin and the paper's), per-class accuracy, and the figures.
+next to the paper's number for each cell, the paper's orderings judged against
+the spread over seeds (our margin ± its standard error, and the paper's),
+per-class accuracy, and the figures.
 
 Reads workdirs (:mod:`experiments.remix_paper.status`); trains nothing.
 Pure Python/NumPy (the plots import matplotlib lazily).
@@ -101,9 +102,80 @@ def summarize(cells: Sequence[Cell], runs: Sequence[Run]) -> list[CellSummary]:
   return out
 
 
+#: Verdicts on an ordering ``a < b`` (:func:`verdict`).
+HOLDS, FAILS, WITHIN_NOISE, NO_VERDICT = (
+    "holds", "fails", "within noise", "no verdict")
+
+
+def margin_se(lower: CellSummary, higher: CellSummary) -> Optional[float]:
+  """The standard error of our margin (``higher``'s mean top-1 minus
+  ``lower``'s).
+
+  Args:
+    lower: a finished cell.
+    higher: another finished cell.
+
+  Returns:
+    ``sqrt(s_a² / n_a + s_b² / n_b)`` from the cells' sample stds
+    (``ddof=1``) over their ``n`` finished seeds; ``None`` where either
+    cell has one seed (no std).
+  """
+  terms = [(s.stats["std"]["top1"], s.stats["n"]) for s in (lower, higher)]
+  if any(std is None for std, _ in terms):
+    return None
+  return float(np.sqrt(sum(std**2 / n for std, n in terms)))
+
+
+def verdict(margin: float, se: Optional[float]) -> str:
+  """The verdict on an ordering ``a < b`` from our margin and its spread.
+
+  Args:
+    margin: our mean top-1 of ``b`` minus ``a`` (points).
+    se: its standard error (:func:`margin_se`), or ``None``.
+
+  Returns:
+    :data:`HOLDS` if ``margin > 2 se``, :data:`FAILS` if ``margin < −2 se``,
+    else :data:`WITHIN_NOISE`; :data:`NO_VERDICT` where ``se`` is ``None``.
+  """
+  if se is None:
+    return NO_VERDICT
+  if margin > 2 * se:
+    return HOLDS
+  return FAILS if margin < -2 * se else WITHIN_NOISE
+
+
+def _ordering_pairs(by_method: dict, orderings) -> list[tuple[list, bool]]:
+  """The pairs of finished cells of one group that :func:`check_orderings`
+  checks.
+
+  Args:
+    by_method: method -> summary of the group's finished cells.
+    orderings: chains of methods, each lower → higher.
+
+  Returns:
+    ``[(claimed, True), (others, False)]``: the claimed pairs (consecutive
+    finished methods of each chain) and the other pairs whose numbers come
+    from one table of the paper, each ``(lower, higher)`` in the order of
+    the paper's numbers.
+  """
+  claimed = []
+  for chain in orderings:
+    present = [m for m in chain if m in by_method]
+    claimed += zip(present, present[1:])
+  seen = {frozenset(pair) for pair in claimed}
+  in_paper = sorted((s for s in by_method.values()
+                     if _paper_table(s) is not None), key=lambda s: s.paper)
+  others = [(lo.cell.method, hi.cell.method)
+            for lo, hi in itertools.combinations(in_paper, 2)
+            if _paper_table(lo) == _paper_table(hi) and lo.paper != hi.paper
+            and frozenset((lo.cell.method, hi.cell.method)) not in seen]
+  return [(claimed, True), (others, False)]
+
+
 def check_orderings(summaries: Sequence[CellSummary],
                     orderings=ORDERINGS) -> list[dict]:
-  """Which of the paper's orderings hold among the finished cells.
+  """The paper's orderings among the finished cells, judged against the
+  spread over seeds.
 
   Within each group of comparable cells (same dataset, profile, ρ and
   protocol), each chain of ``orderings`` (the paper's claims) is restricted
@@ -113,37 +185,34 @@ def check_orderings(summaries: Sequence[CellSummary],
   that the report states every ordering of that table the finished rows
   allow, not only the claimed ones.
 
+  Args:
+    summaries: the table's cells (:func:`summarize`).
+    orderings: chains of methods, each lower → higher.
+
   Returns:
     One dict per pair: ``group``, ``lower``, ``higher``, ``claimed`` (a pair
     of a chain of ``orderings``, else only the paper's numbers order it),
-    ``holds``, ``margin`` (our top-1 of ``higher`` minus ``lower``, points)
-    and ``paper_margin`` (the same in the paper, ``None`` if it lacks one).
+    ``margin`` (our mean top-1 of ``higher`` minus ``lower``, points),
+    ``se`` (its standard error, :func:`margin_se`; ``None`` where a cell
+    has one seed), ``n_lower`` and ``n_higher`` (finished seeds),
+    ``verdict`` (:func:`verdict`) and ``paper_margin`` (the same margin in
+    the paper, ``None`` if it lacks one).
   """
   out = []
-  groups = dict.fromkeys(s.cell.group for s in summaries)
-  for group in groups:
+  for group in dict.fromkeys(s.cell.group for s in summaries):
     by_method = {s.cell.method: s for s in summaries
                  if s.cell.group == group and s.finished}
-    claimed = []
-    for chain in orderings:
-      present = [m for m in chain if m in by_method]
-      claimed += zip(present, present[1:])
-    seen = {frozenset(pair) for pair in claimed}
-    in_paper = sorted((s for s in by_method.values()
-                       if _paper_table(s) is not None), key=lambda s: s.paper)
-    others = [(lo.cell.method, hi.cell.method)
-              for lo, hi in itertools.combinations(in_paper, 2)
-              if _paper_table(lo) == _paper_table(hi) and lo.paper != hi.paper
-              and frozenset((lo.cell.method, hi.cell.method)) not in seen]
-    for pairs, is_claimed in ((claimed, True), (others, False)):
+    for pairs, is_claimed in _ordering_pairs(by_method, orderings):
       for lower, higher in pairs:
         lo, hi = by_method[lower], by_method[higher]
-        margin = hi.top1 - lo.top1
+        margin, se = hi.top1 - lo.top1, margin_se(lo, hi)
         paper_margin = (None if lo.paper is None or hi.paper is None
                         else hi.paper - lo.paper)
         out.append({"group": list(group), "lower": lower, "higher": higher,
-                    "claimed": is_claimed, "holds": margin > 0,
-                    "margin": margin, "paper_margin": paper_margin})
+                    "claimed": is_claimed, "margin": margin, "se": se,
+                    "n_lower": lo.stats["n"], "n_higher": hi.stats["n"],
+                    "verdict": verdict(margin, se),
+                    "paper_margin": paper_margin})
   return out
 
 
@@ -189,11 +258,24 @@ EARLIER_KEYS_NOTE = (
 
 
 def _ordering_line(o: dict) -> str:
-  paper_margin = ("–" if o["paper_margin"] is None
-                  else f"{o['paper_margin']:+.2f}")
+  """``- ERM < Mixup: within noise (+0.52 ± 0.61 SE, n = 2/2; paper +1.23)``,
+  or with a one-seed row ``no verdict (n = 1/1: +0.52; paper +1.23)``."""
+  paper = ("–" if o["paper_margin"] is None else f"{o['paper_margin']:+.2f}")
+  n = f"n = {o['n_lower']}/{o['n_higher']}"
+  ours = (f"{n}: {o['margin']:+.2f}" if o["se"] is None
+          else f"{o['margin']:+.2f} ± {o['se']:.2f} SE, {n}")
   return (f"- {method_label(o['lower'])} < {method_label(o['higher'])}: "
-          f"{'holds' if o['holds'] else 'does NOT hold'} "
-          f"({o['margin']:+.2f} vs paper {paper_margin})")
+          f"{o['verdict']} ({ours}; paper {paper})")
+
+
+#: What the verdicts of :func:`check_orderings` mean (the report's words).
+ORDERINGS_INTRO = (
+    "The paper's orderings among the finished cells, each A < B: our margin "
+    "m = mean top-1 of B − mean top-1 of A (points) ± its standard error "
+    "SE = √(s²_A/n_A + s²_B/n_B) (s: a row's sample std over its n finished "
+    "seeds; n = n_A/n_B), then the paper's margin. Verdict: holds if m > "
+    "2·SE, fails if m < −2·SE, within noise otherwise; no verdict where a "
+    "row has n = 1 (no spread to judge the margin by):")
 
 
 def markdown(table: str, summaries: Sequence[CellSummary],
@@ -254,8 +336,7 @@ def markdown(table: str, summaries: Sequence[CellSummary],
     group_orderings = [o for o in orderings if tuple(o["group"]) == group]
     claimed = [o for o in group_orderings if o["claimed"]]
     others = [o for o in group_orderings if not o["claimed"]]
-    lines += ["", "The paper's orderings among the finished cells (top-1 "
-              "margin in points, ours vs paper):", ""]
+    lines += ["", ORDERINGS_INTRO, ""]
     if not claimed:
       lines.append("- none checkable yet (needs two finished methods of one "
                    "chain).")
@@ -304,6 +385,53 @@ def report_json(table: str, summaries: Sequence[CellSummary],
   }
 
 
+# --- Results at a glance (README) ------------------------------------------
+
+
+def _readme_markers(table: str) -> tuple[str, str]:
+  """The HTML comments around ``table``'s generated block in README.md."""
+  return (f"<!-- {table}-table:start -->", f"<!-- {table}-table:end -->")
+
+
+def glance_table(table_json: dict) -> str:
+  """The table's results at a glance, as a markdown table.
+
+  Args:
+    table_json: the table's report (:func:`report_json`, e.g. the parsed
+      ``results/<table>.json``).
+
+  Returns:
+    One row per cell with at least one finished seed: the method, our top-1
+    (mean ± sample std over the finished seeds, the std only for n ≥ 2), n
+    and the paper's top-1 (– without one); no trailing newline.
+  """
+  lines = ["| method | top-1 (ours) | n | top-1 (paper) |",
+           "|---|---|---|---|"]
+  for c in table_json["cells"]:
+    if c["n"]:
+      lines.append(f"| {method_label(c['method'])} | "
+                   f"{pm(c['mean']['top1'], c['std']['top1'])} | {c['n']} | "
+                   f"{report.fmt(c['paper_top1'])} |")
+  return "\n".join(lines)
+
+
+def readme_block(table_json: dict) -> str:
+  """:func:`glance_table` between the table's README markers
+  (``<!-- paper-table:start -->`` … ``<!-- paper-table:end -->``)."""
+  start, end = _readme_markers(table_json["table"])
+  return f"{start}\n{glance_table(table_json)}\n{end}"
+
+
+def find_readme_block(text: str, table: str) -> Optional[str]:
+  """The block of ``table`` in ``text`` (a README), markers included, as
+  :func:`readme_block` writes it; ``None`` without both markers."""
+  start, end = _readme_markers(table)
+  i, j = text.find(start), text.find(end)
+  if i < 0 or j < i:
+    return None
+  return text[i:j + len(end)]
+
+
 def _archive(runs: Sequence[Run], archive: str) -> None:
   """Copies each finished run's results, and each unfinished run's progress,
   with its curve and branch, to ``archive`` (:func:`status.archive_dir`)."""
@@ -326,15 +454,43 @@ def _archive(runs: Sequence[Run], archive: str) -> None:
                   indent=1)
 
 
+def _group_suffix(group, groups) -> str:
+  """``''`` for a table of one group, else ``'_<dataset>_<profile>_…'``."""
+  return "" if len(groups) == 1 else "_" + "_".join(
+      f"{x:g}" if isinstance(x, float) else x for x in group)
+
+
+def _write_curves(prefix: str, in_group: Sequence[CellSummary]) -> None:
+  """``<prefix>_curves.png`` (every run's curve in one axes) and
+  ``<prefix>_seed_curves.png`` (a panel per method: its seeds and their
+  mean), where a run of the group has evaluated."""
+  seeds = {method_label(s.cell.method): {r.seed: r.curve for r in s.runs}
+           for s in in_group if any(r.curve for r in s.runs)}
+  if not seeds:
+    return
+  switch = in_group[0].cell.config(0).rebalance_epoch
+  heading = _group_title(in_group[0].cell)
+  experiment_plots.accuracy_curves(
+      f"{prefix}_curves.png",
+      {f"{name} s{seed}": curve for name, by_seed in seeds.items()
+       for seed, curve in by_seed.items() if curve},
+      switch_epoch=switch, title=f"test top-1 per epoch · {heading}")
+  experiment_plots.seed_curves(
+      f"{prefix}_seed_curves.png", seeds, switch_epoch=switch,
+      title=f"test top-1 per epoch, seeds (thin) and their mean (bold) · "
+            f"{heading}")
+
+
 def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
                  results_dir: str) -> list[CellSummary]:
   """Writes ``<results_dir>/<table>.md`` and ``.json``, the test top-1 curves
-  of every run that has evaluated (``<table>_curves.png``, one per group of
-  comparable cells, suffixed when the table has several) and, once a run is
-  finished, ``<table>_per_class.png`` and ``<table>_groups.png``. Each
-  finished run's results, and each unfinished run's progress, is copied to
-  :func:`status.archive_dir` (with its curve and branch), which later reports
-  (and the runner) read when the workdir is gone.
+  of every run that has evaluated (``<table>_curves.png``, and per method
+  its seeds and their mean, ``<table>_seed_curves.png``; one of each per
+  group of comparable cells, suffixed when the table has several) and, once
+  a run is finished, ``<table>_per_class.png`` and ``<table>_groups.png``.
+  Each finished run's results, and each unfinished run's progress, is copied
+  to :func:`status.archive_dir` (with its curve and branch), which later
+  reports (and the runner) read when the workdir is gone.
 
   Args:
     table: the table's name (file names and title).
@@ -358,22 +514,15 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
     json.dump(report_json(table, summaries, orderings), f, indent=1)
   groups = list(dict.fromkeys(s.cell.group for s in summaries))
   for group in groups:
-    suffix = "" if len(groups) == 1 else "_" + "_".join(
-        f"{x:g}" if isinstance(x, float) else x for x in group)
+    prefix = base + _group_suffix(group, groups)
     in_group = [s for s in summaries if s.cell.group == group]
-    curves = {f"{method_label(r.cell.method)} s{r.seed}": r.curve
-              for s in in_group for r in s.runs if r.curve}
-    if curves:
-      switch = in_group[0].cell.config(0).rebalance_epoch
-      experiment_plots.accuracy_curves(
-          f"{base}{suffix}_curves.png", curves, switch_epoch=switch,
-          title=f"test top-1 per epoch · {_group_title(in_group[0].cell)}")
-    members = [s for s in summaries if s.cell.group == group and s.finished]
+    _write_curves(prefix, in_group)
+    members = [s for s in in_group if s.finished]
     if not members:
       continue
     by_method = {method_label(s.cell.method): s.stats["mean"]
                  for s in members}
-    plots.per_class_vs_size(f"{base}{suffix}_per_class.png", by_method,
+    plots.per_class_vs_size(f"{prefix}_per_class.png", by_method,
                             _first_results(members)["class_counts"])
-    experiment_plots.group_bars(f"{base}{suffix}_groups.png", by_method)
+    experiment_plots.group_bars(f"{prefix}_groups.png", by_method)
   return summaries

@@ -4,7 +4,7 @@
         [--runs_dir runs/reproduce]
         [--results_dir results] [--data_dir ../shared/tfds] [--only M1,M2]
         [--seeds S1,S2]
-        [--dry_run | --report_only] [--examples]
+        [--dry_run | --report_only | --readme_table] [--examples]
 
 Each (method, seed) of the table (``tables.TABLES``) trains in its own
 workdir ``<runs_dir>/<table>/<method>_<dataset>_<profile><rho>_<protocol>_
@@ -21,6 +21,9 @@ rewritten.
   --seeds        train only these seeds, e.g. 0 to stop after the seed-0 rows
   --dry_run      list the runs and their status; train and write nothing
   --report_only  write the report from what is on disk; train nothing
+  --readme_table print the table's results at a glance (from
+                 <results_dir>/<table>.json) as README.md's block between
+                 <!-- <table>-table:start --> and <!-- <table>-table:end -->
   --examples     write <results_dir>/mixed_examples.png (the mixers on one
                  training image per class of cifar10_jpeg); with no --table,
                  only that
@@ -74,6 +77,19 @@ def write_examples(path: str, data_dir: str,
   print(f"wrote {path}")
 
 
+def print_readme_block(parser, args) -> None:
+  """Prints ``report.readme_block`` of ``<results_dir>/<table>.json``; a
+  one-line error without ``--table`` or the file."""
+  if args.table is None:
+    parser.error("--readme_table: give --table")
+  path = os.path.join(args.results_dir, f"{args.table}.json")
+  table_json = status.read_json(path)
+  if table_json is None:
+    parser.error(f"--readme_table: no report at {path} (write it with "
+                 "--report_only)")
+  print(report.readme_block(table_json))
+
+
 def main():
   parser = argparse.ArgumentParser(
       description=__doc__,
@@ -90,10 +106,14 @@ def main():
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--dry_run", action="store_true")
   mode.add_argument("--report_only", action="store_true")
+  mode.add_argument("--readme_table", action="store_true")
   parser.add_argument("--examples", action="store_true")
   args = parser.parse_args()
   if args.table is None and not args.examples:
     parser.error("give --table (and/or --examples)")
+  if args.readme_table:
+    print_readme_block(parser, args)
+    return
 
   if args.examples and not args.dry_run:
     os.makedirs(args.results_dir, exist_ok=True)

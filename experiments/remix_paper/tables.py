@@ -41,8 +41,12 @@ _SUMIX_NOTE = (
 METHOD_NOTES = {"cutmix_sumix": _SUMIX_NOTE, "sumix_remix": _SUMIX_NOTE}
 
 #: The paper's orderings checked on our numbers (each chain lower → higher).
-ORDERINGS = (("erm", "mixup", "remix", "remix_drw"), ("erm", "drw", "remix_drw"),
-             ("ldam", "ldam_drw", "remix_ldam_drw"), ("cutmix", "remix_cm"))
+#: LDAM-DRW < Remix-DRW: Table 1 (CIFAR-10-LT ρ=100, 76.57 against 79.76).
+ORDERINGS = (("erm", "mixup", "remix", "remix_drw"),
+             ("erm", "drw", "remix_drw"),
+             ("ldam", "ldam_drw", "remix_ldam_drw"),
+             ("ldam_drw", "remix_drw"),
+             ("cutmix", "remix_cm"))
 
 
 def method_label(method: str) -> str:

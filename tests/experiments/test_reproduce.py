@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import cifar_lt
+from experiments.remix_paper import plots as experiment_plots
 from experiments.remix_paper import report as paper_report
 from experiments.remix_paper import status
 from experiments.remix_paper import tables
@@ -160,15 +161,71 @@ def test_orderings_with_margins(tmp_path):
   # Pairs across tables (ERM, CutMix) or without a paper number (CutMix+
   # SUMix) are not orderings of the paper.
   assert set(got) - claimed == {("erm", "remix")}
-  assert got["erm", "remix"]["holds"]
+  # Every row has 2 seeds 1 point apart: SE = sqrt(0.5/2 + 0.5/2).
+  se = np.sqrt(0.5)
+  assert got["erm", "remix"]["verdict"] == "within noise"
   assert got["erm", "remix"]["margin"] == pytest.approx(1.0)
+  assert got["erm", "remix"]["se"] == pytest.approx(se)
   assert got["erm", "remix"]["paper_margin"] == pytest.approx(75.36 - 71.86)
-  assert got["erm", "mixup"]["holds"]
+  assert got["erm", "mixup"]["verdict"] == "holds"
   assert got["erm", "mixup"]["margin"] == pytest.approx(2.0)
   assert got["erm", "mixup"]["paper_margin"] == pytest.approx(73.09 - 71.86)
-  assert not got["mixup", "remix"]["holds"]
+  assert got["mixup", "remix"]["verdict"] == "within noise"
   assert got["mixup", "remix"]["margin"] == pytest.approx(-1.0)
   assert got["cutmix", "remix_cm"]["margin"] == pytest.approx(1.5)
+  assert got["cutmix", "remix_cm"]["verdict"] == "holds"
+  assert all((o["n_lower"], o["n_higher"]) == (2, 2) and "holds" not in o
+             for o in got.values())
+
+
+def _summaries_of(tmp_path, top1s):
+  """Finished cells of the methods in ``top1s``, one seed per value."""
+  cells = [tables.Cell(m, seeds=tuple(range(len(v))))
+           for m, v in top1s.items()]
+  runs_dir = str(tmp_path / "runs")
+  for cell, values in zip(cells, top1s.values()):
+    for seed, top1 in enumerate(values):
+      _finish(runs_dir, cell, seed, _metrics(top1))
+  return paper_report.summarize(cells, status.table_runs(cells, runs_dir))
+
+
+def test_orderings_are_judged_against_twice_the_standard_error(tmp_path):
+  summaries = _summaries_of(tmp_path, {
+      "erm": [70.0, 71.0], "mixup": [71.0, 72.0], "remix": [75.0, 76.0],
+      "remix_drw": [60.0, 61.0, 62.0], "ldam_drw": [80.0]})
+  got = {(o["lower"], o["higher"]): o
+         for o in paper_report.check_orderings(summaries)}
+  se = np.sqrt(0.5 / 2 + 0.5 / 2)
+  assert got["erm", "mixup"]["se"] == pytest.approx(se)
+  assert got["erm", "mixup"]["verdict"] == "within noise"  # +1 < 2 SE
+  assert got["mixup", "remix"]["verdict"] == "holds"  # +4 > 2 SE
+  # Remix-DRW: 3 seeds, std 1: SE = sqrt(0.5/2 + 1/3).
+  assert got["remix", "remix_drw"]["se"] == pytest.approx(
+      np.sqrt(0.25 + 1 / 3))
+  assert got["remix", "remix_drw"]["verdict"] == "fails"  # -14.5 < -2 SE
+  assert got["remix", "remix_drw"]["n_higher"] == 3
+  # Table 1's LDAM-DRW < Remix-DRW is a claim of the paper; one LDAM-DRW
+  # seed gives no spread to judge it by.
+  ldam = got["ldam_drw", "remix_drw"]
+  assert ldam["claimed"]
+  assert (ldam["verdict"], ldam["se"], ldam["n_lower"]) == (
+      "no verdict", None, 1)
+  assert ldam["margin"] == pytest.approx(61.0 - 80.0)
+  assert ldam["paper_margin"] == pytest.approx(79.76 - 76.57)
+  md = paper_report.markdown("t", summaries, list(got.values()))
+  assert ("- ERM < Mixup: within noise (+1.00 ± 0.71 SE, n = 2/2; paper "
+          "+1.23)") in md
+  assert "- Mixup < Remix: holds (+4.00 ± 0.71 SE, n = 2/2; paper +2.27)" in (
+      md)
+  assert "- Remix < Remix-DRW: fails (-14.50 ± 0.76 SE, n = 2/3;" in md
+  assert ("- LDAM-DRW < Remix-DRW: no verdict (n = 1/3: -19.00; paper "
+          "+3.19)") in md
+  assert "holds if m > 2·SE, fails if m < −2·SE" in md
+  # The verdict is strict at ±2 SE.
+  assert paper_report.verdict(1.0, 0.5) == "within noise"
+  assert paper_report.verdict(-1.0, 0.5) == "within noise"
+  assert paper_report.verdict(1.01, 0.5) == "holds"
+  assert paper_report.verdict(1.0, None) == "no verdict"
 
 
 def test_report_markdown_json_and_plots(tmp_path):
@@ -189,10 +246,12 @@ def test_report_markdown_json_and_plots(tmp_path):
           "– | s0: in "
           "progress (checkpoint at step 200); s1: not started |") in md
   assert "| 9 | truck | 50 | 30.50 ± 0.71 |" in md
-  assert "- ERM < Mixup: holds (+2.00 vs paper +1.23)" in md
-  assert "- Mixup < Remix: does NOT hold (-1.00 vs paper +2.27)" in md
+  assert "- ERM < Mixup: holds (+2.00 ± 0.71 SE, n = 2/2; paper +1.23)" in md
+  assert ("- Mixup < Remix: within noise (-1.00 ± 0.71 SE, n = 2/2; paper "
+          "+2.27)") in md
   claims, others = md.split("not claimed as an ordering by the paper):")
-  assert "- ERM < Remix: holds (+1.00 vs paper +3.50)" in others
+  assert ("- ERM < Remix: within noise (+1.00 ± 0.71 SE, n = 2/2; paper "
+          "+3.50)") in others
   assert "ERM < Remix" not in claims
   assert "- CutMix+SUMix: λ̃ as released" in md
   assert md.count("λ̃ as released") == 1
@@ -204,6 +263,108 @@ def test_report_markdown_json_and_plots(tmp_path):
       "in progress", "not started"]
   for name in ("fake_per_class.png", "fake_groups.png"):
     assert (tmp_path / "results" / name).stat().st_size > 1000
+
+
+def test_seed_mean_curve_uses_the_epochs_the_seeds_share():
+  finished = [[0, 10.0], [1, 20.0], [2, 30.0]]
+  assert experiment_plots.seed_mean_curve([finished]) == []
+  assert experiment_plots.seed_mean_curve([finished, []]) == []
+  # An unfinished seed counts up to its last epoch; past it, one seed is
+  # left (no mean).
+  assert experiment_plots.seed_mean_curve([
+      finished, [[0, 20.0], [1, 40.0]]]) == [[0, 15.0], [1, 30.0]]
+  # Past the unfinished one the two finished seeds go on; an epoch only
+  # one of the seeds that passed it evaluated (1.5) is left out.
+  assert experiment_plots.seed_mean_curve([
+      finished, [[0, 30.0], [1, 40.0], [1.5, 45.0], [2, 50.0]],
+      [[0, 50.0]]]) == [[0, 30.0], [1, 30.0], [2, 40.0]]
+
+
+def _archive_run(results_dir, cell, seed, curve, top1=None):
+  """A run known only from the archive: finished with ``top1``, else in
+  progress at the curve's last epoch."""
+  archive = status.archive_dir(results_dir, "fake")
+  os.makedirs(archive, exist_ok=True)
+  name = cell.run_name(seed)
+  if top1 is None:
+    path, record = status.archived_progress_path(archive, name), {
+        "epoch": curve[-1][0], "top1": curve[-1][1]}
+  else:
+    path, record = os.path.join(archive, name + ".json"), {
+        "metrics": _metrics(top1), "class_counts": COUNTS,
+        "class_names": NAMES}
+  with open(path, "w") as f:
+    json.dump({**record, "curve": curve}, f)
+
+
+def test_report_draws_each_methods_seeds_and_their_mean(tmp_path):
+  results_dir = str(tmp_path / "results")
+  cells = [tables.Cell(m, seeds=(0, 1, 2))
+           for m in ("erm", "mixup", "remix", "remix_drw")]
+  curve = [[e, 20.0 + e] for e in range(0, 31, 3)]
+  for cell in cells[:3]:
+    _archive_run(results_dir, cell, 0, curve, top1=50.0)
+    _archive_run(results_dir, cell, 1, [[e, t + 2] for e, t in curve],
+                 top1=52.0)
+    _archive_run(results_dir, cell, 2, curve[:4])
+  paper_report.write_report("fake", cells, str(tmp_path / "runs"),
+                            results_dir)
+  path = tmp_path / "results" / "fake_seed_curves.png"
+  assert path.stat().st_size > 10000
+  # One panel per method with a curve (3 of the 4), side by side.
+  import matplotlib.image  # pylint: disable=g-import-not-at-top
+  height, width = matplotlib.image.imread(str(path)).shape[:2]
+  assert width == 1152 and height < width  # 3 panels of 3.2 in at 120 dpi
+  assert (tmp_path / "results" / "fake_curves.png").stat().st_size > 10000
+
+
+def test_glance_table_and_the_readme_block(tmp_path):
+  summaries = _summaries_of(tmp_path, {"erm": [70.0, 71.0], "mixup": [72.5],
+                                       "cutmix_sumix": [74.0]})
+  cells = [s.cell for s in summaries] + [tables.Cell("remix")]
+  summaries += paper_report.summarize(cells[-1:], [])
+  table_json = paper_report.report_json("paper", summaries, [])
+  assert paper_report.glance_table(table_json).splitlines() == [
+      "| method | top-1 (ours) | n | top-1 (paper) |", "|---|---|---|---|",
+      "| ERM | 70.50 ± 0.71 | 2 | 71.86 |", "| Mixup | 72.50 | 1 | 73.09 |",
+      "| CutMix+SUMix | 74.00 | 1 | – |"]
+  block = paper_report.readme_block(table_json)
+  assert block.startswith("<!-- paper-table:start -->\n| method |")
+  assert block.endswith("| – |\n<!-- paper-table:end -->")
+  readme = f"# Title\n\nText.\n\n{block}\n\nMore text.\n"
+  assert paper_report.find_readme_block(readme, "paper") == block
+  assert paper_report.find_readme_block(readme, "cpu30") is None
+
+
+def test_readme_paper_table_is_the_reports():
+  """README.md's block of the paper table is what results/paper.json gives
+  (``reproduce.py --table paper --readme_table`` prints it)."""
+  table_json = status.read_json(str(REPO / "results" / "paper.json"))
+  readme = (REPO / "README.md").read_text()
+  assert paper_report.find_readme_block(readme, "paper") == (
+      paper_report.readme_block(table_json)), (
+          "README.md's paper table differs from results/paper.json: replace "
+          "its block with the output of `python experiments/remix_paper/"
+          "reproduce.py --table paper --readme_table`")
+
+
+def test_cli_readme_table_prints_the_block(tmp_path):
+  results_dir = tmp_path / "results"
+  results_dir.mkdir()
+  summaries = _summaries_of(tmp_path, {"erm": [70.0, 71.0]})
+  table_json = paper_report.report_json("paper", summaries, [])
+  (results_dir / "paper.json").write_text(json.dumps(table_json))
+  args = [sys.executable, str(REPO / "experiments" / "remix_paper" /
+                              "reproduce.py"), "--readme_table"]
+  out = subprocess.run(args + ["--table", "paper", "--results_dir",
+                               str(results_dir)],
+                       capture_output=True, text=True, timeout=120, check=True)
+  assert out.stdout == paper_report.readme_block(table_json) + "\n"
+  bad = subprocess.run(args + ["--table", "cpu30", "--results_dir",
+                               str(results_dir)],
+                       capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and not bad.stdout
+  assert "--readme_table: no report at" in bad.stderr.splitlines()[-1]
 
 
 def test_finished_results_survive_without_their_workdirs(tmp_path):
