@@ -388,11 +388,13 @@ def _train(config, workdir: str, interrupt: _Interrupt, *, primary: bool,
   process, nproc = jax.process_index(), jax.process_count()
 
   train_data = data.create_train_data(
-      config.data, global_batch_size=config.batch_size, process_index=process,
+      config_lib.data_options(config.data),
+      global_batch_size=config.batch_size, process_index=process,
       process_count=nproc)
   eval_data = data.create_eval_data(
-      config.data, global_batch_size=config.eval_batch_size,
-      process_index=process, process_count=nproc)
+      config_lib.data_options(config.data),
+      global_batch_size=config.eval_batch_size, process_index=process,
+      process_count=nproc)
   class_counts = np.asarray(train_data.class_counts)
   steps_per_epoch = train_data.steps_per_epoch
   if steps_per_epoch < 1:
