@@ -42,14 +42,13 @@ def main():
   parser.add_argument("--epochs", type=int, default=3)
   args = parser.parse_args()
 
-  cfg = data.default_data_config()
-  cfg.update(dict(name=args.dataset, rho=args.rho, profile=args.profile,
-                  augment=True))
+  options = data.DataOptions(name=args.dataset, rho=args.rho,
+                             profile=args.profile, augment=True)
   start = time.perf_counter()
   import remix_jax.data.pipeline  # noqa: F401
   imports = time.perf_counter() - start
   start = time.perf_counter()
-  train = data.create_train_data(cfg, global_batch_size=args.batch,
+  train = data.create_train_data(options, global_batch_size=args.batch,
                                  data_dir=args.data_dir)
   build = time.perf_counter() - start
   print(f"{args.dataset} {args.profile} rho={args.rho:g}: "

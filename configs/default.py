@@ -5,6 +5,8 @@ fields. Select one with ``python main.py --config configs/FILE.py[:ARGS]`` and
 override any field with ``--config.FIELD=VALUE``.
 """
 
+import dataclasses
+
 import ml_collections
 
 from remix_jax import data
@@ -20,8 +22,11 @@ def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, mixing and the step rng
 
-  # Data: see remix_jax/data (name, data_dir, rho, profile, split_seed, ...).
-  c.data = data.default_data_config()
+  # Data: the fields of remix_jax.data.DataOptions (name, data_dir, rho,
+  # profile, split_seed, ...) with its defaults; data_dir is None, str-typed.
+  fields = dataclasses.asdict(data.DataOptions())
+  fields["data_dir"] = ml_collections.config_dict.placeholder(str)
+  c.data = ml_collections.ConfigDict(fields)
 
   # Model (remix_jax.models.MODELS).
   c.model = "resnet32"

@@ -74,7 +74,7 @@ from IPython.display import Image, display
 tf.config.set_visible_devices([], "GPU")  # tf.data only: the GPU memory stays JAX's
 from configs import quickstart
 from remix_jax import data, losses, mixers, plots, remix
-from remix_jax.trainer import methods, train
+from remix_jax.trainer import config_lib, train
 
 print("jax", jax.__version__, "on", jax.default_backend(), jax.devices())"""
 
@@ -86,7 +86,9 @@ images of class `c` (ρ = 10): class 0 is the head, class 9 the tail."""
 
 SPLIT = """\
 config = quickstart.get_config()
-train_data = data.create_train_data(config.data, global_batch_size=config.batch_size)
+# The library takes DataOptions; config_lib builds them from config.data.
+options = config_lib.data_options(config.data)
+train_data = data.create_train_data(options, global_batch_size=config.batch_size)
 counts = train_data.class_counts
 names = train_data.class_names
 print(f"{train_data.num_examples} training images, counts per class: {counts.tolist()}")

@@ -2,15 +2,6 @@
 
 import io
 
-from remix_jax import data
-
-
-def data_config(**overrides):
-  """``config.data`` defaults with ``overrides`` applied."""
-  c = data.default_data_config()
-  c.update(overrides)
-  return c
-
 
 def encode_image(pixels, fmt: str) -> bytes:
   """``uint8`` pixels encoded as ``fmt`` (``'PNG'`` or ``'JPEG'``)."""

@@ -56,6 +56,7 @@ def write_examples(path: str, data_dir: str,
   training image per class of ``dataset``, head and tail classes alternating
   (0, C−1, 1, C−2, …) so that the Remix rule has pairs to act on."""
   import numpy as np  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import config_lib  # pylint: disable=g-import-not-at-top
   from remix_jax import data  # pylint: disable=g-import-not-at-top
   from remix_jax import plots  # pylint: disable=g-import-not-at-top
   from remix_jax.data import registry  # pylint: disable=g-import-not-at-top
@@ -63,7 +64,8 @@ def write_examples(path: str, data_dir: str,
   cfg = cifar_lt.build(dataset=dataset)
   cfg.data.data_dir = data_dir
   cfg.data.augment = False
-  train_data = data.create_train_data(cfg.data, global_batch_size=512)
+  train_data = data.create_train_data(config_lib.data_options(cfg.data),
+                                      global_batch_size=512)
   batch = next(iter(train_data.iterate(0)))
   c = train_data.num_classes
   order = [k for pair in zip(range(c), range(c - 1, -1, -1)) for k in pair]

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from configs import cifar_lt  # noqa: E402
+from remix_jax.trainer import config_lib  # noqa: E402
 from remix_jax import data  # noqa: E402
 from remix_jax.trainer import methods  # noqa: E402
 from remix_jax.trainer import objective  # noqa: E402
@@ -74,7 +75,7 @@ def collect(config, num_steps: int, probe_batches: int):
   """Trains ``num_steps`` steps; ``({metric: [num_steps] array}, per-sample
   λ̃ of the trained network on ``probe_batches`` further batches)``."""
   mesh = parallel.make_mesh(1)
-  train_data = data.create_train_data(config.data,
+  train_data = data.create_train_data(config_lib.data_options(config.data),
                                       global_batch_size=config.batch_size)
   state, train_step, _ = build.build(
       config, mesh, num_classes=train_data.num_classes,

@@ -1,10 +1,11 @@
 """Long-tailed tfds input pipelines (CIFAR-10/100-LT, CINIC-10-LT,
 iNaturalist 2018, 8×8 digits).
 
-Light to import: the config, the long-tail counts/selection and the
-re-sampling rule are NumPy only. The pipelines (``create_train_data``,
-``create_eval_data``, ``TrainData``, ``EvalData``) import TensorFlow and
-tfds on first access.
+Light to import: the options (:class:`DataOptions`, :func:`check_options`),
+the long-tail counts/selection and the re-sampling rule are NumPy only. The
+pipelines (``create_train_data``, ``create_eval_data``, ``TrainData``,
+``EvalData``) import TensorFlow and tfds on first access. They take a
+:class:`DataOptions`, never a config.
 
 References: Cao et al. 2019 (LDAM-DRW: CIFAR-LT construction, DRS); Cui et
 al. 2019 (class-balanced effective number); Chou et al. 2020 (Remix: the
@@ -13,14 +14,13 @@ CIFAR/CINIC/iNat protocol).
 
 import importlib
 
-from remix_jax.data.config import default_data_config
-from remix_jax.data.config import validate_data_config
 from remix_jax.data.longtail import PROFILES
 from remix_jax.data.longtail import longtail_counts
 from remix_jax.data.longtail import longtail_indices
+from remix_jax.data.options import DataOptions
+from remix_jax.data.options import check_options
 from remix_jax.data.registry import SUPPORTED_DATASETS
 from remix_jax.data.resample import class_sampling_rates
-from remix_jax.data.resample import effective_number
 
 #: Names resolved lazily (they import TensorFlow): name -> module.
 _LAZY = {
@@ -30,9 +30,9 @@ _LAZY = {
     "EvalData": "remix_jax.data.base",
 }
 
-__all__ = ["PROFILES", "SUPPORTED_DATASETS", "class_sampling_rates",
-           "default_data_config", "effective_number", "longtail_counts",
-           "longtail_indices", "validate_data_config", *_LAZY]
+__all__ = ["DataOptions", "PROFILES", "SUPPORTED_DATASETS", "check_options",
+           "class_sampling_rates", "longtail_counts", "longtail_indices",
+           *_LAZY]
 
 
 def __getattr__(name):

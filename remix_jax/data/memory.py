@@ -22,13 +22,16 @@ from remix_jax.data import arrays
 from remix_jax.data import augment
 from remix_jax.data import base
 from remix_jax.data import longtail
+from remix_jax.data import options as options_lib
 from remix_jax.data import registry
 from remix_jax.data import resample as resample_lib
 from remix_jax.data import process_split
 
 
-def longtail_selector(spec: registry.DatasetSpec, cfg, num_classes: int):
-  """``labels -> kept original indices`` for the config's long-tailed split,
+def longtail_selector(spec: registry.DatasetSpec,
+                      options: options_lib.DataOptions, num_classes: int):
+  """``labels -> kept original indices`` for the long-tailed split of
+  ``options`` (``rho``, ``profile``, ``split_seed``),
   or ``None`` (keep everything) for datasets that are long-tailed already."""
   if not spec.longtail:
     return None
@@ -36,8 +39,8 @@ def longtail_selector(spec: registry.DatasetSpec, cfg, num_classes: int):
   def select(labels: np.ndarray) -> np.ndarray:
     per_class = np.bincount(labels, minlength=num_classes)
     counts = longtail.longtail_counts(int(per_class.min()), num_classes,
-                                      cfg.rho, cfg.profile)
-    return longtail.longtail_indices(labels, counts, seed=cfg.split_seed)
+                                      options.rho, options.profile)
+    return longtail.longtail_indices(labels, counts, seed=options.split_seed)
 
   return select
 
@@ -68,12 +71,13 @@ class InMemoryTrainData(base.TrainData):
     labels: ``int32 [N]`` labels of the cached examples.
   """
 
-  def __init__(self, builder, spec: registry.DatasetSpec, cfg, *,
+  def __init__(self, builder, spec: registry.DatasetSpec,
+               options: options_lib.DataOptions, *,
                global_batch_size: int, process_index: int = 0,
                process_count: int = 1):
     num_classes = builder.info.features["label"].num_classes
     split = arrays.load_split(builder, spec.train_split,
-                              longtail_selector(spec, cfg, num_classes))
+                              longtail_selector(spec, options, num_classes))
     super().__init__(
         class_counts=np.bincount(split.labels, minlength=num_classes),
         class_names=builder.info.features["label"].names,
@@ -84,9 +88,9 @@ class InMemoryTrainData(base.TrainData):
     self.source_indices = split.indices
     self.labels = split.labels
     self._cache = _Cached(split, spec)
-    self._shuffle_seed = int(cfg.shuffle_seed)
-    self._beta = float(cfg.resample_beta)
-    self._augment = bool(cfg.augment) and (spec.pad > 0 or spec.flip)
+    self._shuffle_seed = int(options.shuffle_seed)
+    self._beta = float(options.resample_beta)
+    self._augment = bool(options.augment) and (spec.pad > 0 or spec.flip)
 
   @property
   def images(self) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The supported datasets: which tfds builder, splits, preparation and
 augmentation each one uses.
 
-Light to import (no TensorFlow): :func:`remix_jax.data.validate_data_config`
+Light to import (no TensorFlow): :func:`remix_jax.data.check_options`
 checks names against this table before any data is touched.
 
 Per-channel mean/std are on the ``[0, 1]`` scale. CIFAR-10/100 use the values
@@ -29,7 +29,7 @@ class DatasetSpec:
   """How one dataset is loaded, prepared, sub-sampled and augmented.
 
   Attributes:
-    name: the config name (``config.data.name``).
+    name: the dataset's name (:attr:`remix_jax.data.DataOptions.name`).
     tfds_name: the tfds builder name.
     train_split: the tfds split trained on.
     eval_split: the tfds split evaluated on (CINIC-10: ``validation``, as in
@@ -125,7 +125,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ]
 }
 
-#: The names accepted by ``config.data.name``.
+#: The names accepted by :attr:`remix_jax.data.DataOptions.name`.
 SUPPORTED_DATASETS: tuple[str, ...] = tuple(DATASETS)
 
 

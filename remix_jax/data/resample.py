@@ -25,19 +25,6 @@ import numpy as np
 from remix_jax import class_balance
 
 
-def check_beta(beta) -> None:
-  """One-line ``ValueError`` unless ``0 <= beta < 1``."""
-  if not 0 <= beta < 1:
-    raise ValueError(f"resample_beta={beta!r} must be in [0, 1)")
-
-
-def effective_number(counts, beta: float) -> np.ndarray:
-  """:func:`remix_jax.class_balance.effective_number`, with β named as the
-  config field ``data.resample_beta`` in the error."""
-  check_beta(beta)
-  return class_balance.effective_number(counts, beta)
-
-
 def class_sampling_rates(counts, beta: float) -> np.ndarray:
   """Expected draws per epoch of ONE example of each class under RS.
 
@@ -51,9 +38,12 @@ def class_sampling_rates(counts, beta: float) -> np.ndarray:
 
   Returns:
     ``float64 [C]`` rates.
+
+  Raises:
+    ValueError: ``beta`` outside ``[0, 1)`` (one line).
   """
   counts = np.asarray(counts, np.float64)
-  eff = effective_number(counts, beta)
+  eff = class_balance.effective_number(counts, beta)
   weights = np.divide(1.0, eff, out=np.zeros_like(eff), where=counts > 0)
   return weights * counts.sum() / np.sum(counts * weights)
 

@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 
 from remix_jax.data import augment
 from remix_jax.data import base
+from remix_jax.data import options as options_lib
 from remix_jax.data import registry
 from remix_jax.data import resample as resample_lib
 
@@ -123,7 +124,8 @@ def repeat_by_class_rate(ds: tf.data.Dataset, rates, seed: int,
 class StreamedTrainData(base.TrainData):
   """The full training split, streamed (see module docstring)."""
 
-  def __init__(self, builder, spec: registry.DatasetSpec, cfg, *,
+  def __init__(self, builder, spec: registry.DatasetSpec,
+               options: options_lib.DataOptions, *,
                global_batch_size: int, process_index: int = 0,
                process_count: int = 1):
     size = spec.crop_size
@@ -137,12 +139,12 @@ class StreamedTrainData(base.TrainData):
     self._split = tfds.split_for_jax_process(
         spec.train_split, process_index=process_index,
         process_count=process_count, drop_remainder=True)
-    self._shuffle_seed = int(cfg.shuffle_seed)
+    self._shuffle_seed = int(options.shuffle_seed)
     self._buffer = max(1, min(SHUFFLE_BUFFER,
                               self.num_examples // process_count))
-    self._augment = bool(cfg.augment)
-    self._rates = resample_lib.class_sampling_rates(self.class_counts,
-                                                    float(cfg.resample_beta))
+    self._augment = bool(options.augment)
+    self._rates = resample_lib.class_sampling_rates(
+        self.class_counts, float(options.resample_beta))
 
   def _transform(self, seed: int):
     spec = self.spec

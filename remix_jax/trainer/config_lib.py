@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 
 from remix_jax import class_balance
+from remix_jax import data
 from remix_jax import label_rules
 from remix_jax import mixers
 from remix_jax import parallel
@@ -43,11 +45,6 @@ def make_mesh(config):
     return parallel.make_mesh(config.num_devices)
 
 
-def data_options(config_data):
-  """The data pipeline's options from ``config.data``."""
-  return config_data
-
-
 def _choice(config, field: str, choices) -> None:
   value = getattr(config, field)
   if value not in choices:
@@ -77,7 +74,6 @@ def validate_config(config):
     ValueError: one line naming the bad field.
   """
   config = methods.resolve(config)
-  from remix_jax import data  # pylint: disable=g-import-not-at-top
   from remix_jax import models  # pylint: disable=g-import-not-at-top
 
   _choice(config, "model", tuple(models.MODELS))
@@ -117,9 +113,38 @@ def validate_config(config):
     raise ValueError("config.label_rule='remix' needs a mixer; set "
                      "config.mixer to one of " + ", ".join(mixers.MIXERS))
   _validate_sumix(config)
-  data.validate_data_config(config.data)
+  options = data_options(config.data)
+  try:
+    data.check_options(options)
+  except ValueError as e:  # the library names its argument: name the field
+    raise ValueError(f"config.data.{e}") from None
   methods.check_method(config)
   return config
+
+
+def data_options(config_data) -> data.DataOptions:
+  """The library's data options from the trainer's ``config.data``.
+
+  Args:
+    config_data: ``config.data``, a ``ConfigDict`` with fields of
+      :class:`remix_jax.data.DataOptions` (references resolved; a missing
+      field keeps its default).
+
+  Returns:
+    The :class:`remix_jax.data.DataOptions` (not validated: see
+    :func:`validate_config`).
+
+  Raises:
+    ValueError: ``config_data`` has a field ``DataOptions`` does not (one
+      line naming it and the known fields).
+  """
+  fields = config_data.to_dict()
+  known = [f.name for f in dataclasses.fields(data.DataOptions)]
+  unknown = sorted(set(fields) - set(known))
+  if unknown:
+    raise ValueError(f"config.data.{unknown[0]} is not a data option; the "
+                     f"fields are {', '.join(known)}")
+  return data.DataOptions(**fields)
 
 
 def _validate_sumix(config) -> None:

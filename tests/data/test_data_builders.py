@@ -17,7 +17,7 @@ SPLIT_VALUE = {"train": 0, "valid": 100, "test": 200}
 PER_CLASS = 3
 
 
-config = data_helpers.data_config
+config = data.DataOptions
 
 
 def png(pixels) -> bytes:

@@ -10,10 +10,7 @@ from remix_jax import data
 CIFAR10_EXP100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 
 
-def config(**overrides):
-  c = data.default_data_config()
-  c.update(overrides)
-  return c
+config = data.DataOptions
 
 
 @pytest.fixture(scope="module")

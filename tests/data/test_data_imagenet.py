@@ -22,7 +22,7 @@ GREY = (1, 0)  # (label, k) of the greyscale training image
 GREY_VALUE = 77
 
 
-config = data_helpers.data_config
+config = data.DataOptions
 
 
 def jpeg(pixels) -> bytes:
@@ -136,7 +136,7 @@ def test_tiny_imagenet_pipeline(tiny_dir, rho):
 
 
 def test_imagenet2012_config():
-  spec = data.validate_data_config(config(name="imagenet2012", rho=1.0))
+  spec = data.check_options(config(name="imagenet2012", rho=1.0))
   assert (spec.tfds_name, spec.in_memory, spec.longtail) == (
       "imagenet2012", False, False)
   assert (spec.crop_size, spec.resize_size, spec.eval_split) == (

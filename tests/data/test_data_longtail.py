@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from remix_jax import class_balance
 from remix_jax import data
 from remix_jax.data import resample
 from remix_jax.data import process_split
@@ -95,18 +96,17 @@ def test_selection_rejects_too_many():
 
 def test_effective_number_and_rates():
   counts = np.array([5000, 500, 50, 0])
-  np.testing.assert_allclose(resample.effective_number(counts, 0.9999),
+  np.testing.assert_allclose(class_balance.effective_number(counts, 0.9999),
                              (1 - 0.9999 ** counts) / (1 - 0.9999))
-  np.testing.assert_allclose(resample.effective_number(counts, 0.0),
+  np.testing.assert_allclose(class_balance.effective_number(counts, 0.0),
                              [1, 1, 1, 0])
   rates = resample.class_sampling_rates(counts, 0.9999)
   assert rates[-1] == 0
   assert np.isclose(np.sum(counts * rates), counts.sum())
   # beta = 0: natural frequencies, every example drawn once on average.
   np.testing.assert_allclose(resample.class_sampling_rates(counts[:3], 0.0), 1)
-  with pytest.raises(ValueError,
-                     match=r"resample_beta=1.0 must be in \[0, 1\)"):
-    resample.effective_number(counts, 1.0)
+  with pytest.raises(ValueError, match=r"beta must be in \[0, 1\), got 1.0"):
+    resample.class_sampling_rates(counts, 1.0)
 
 
 def test_resampled_epoch_near_uniform_for_beta_to_one():

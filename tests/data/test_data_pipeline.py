@@ -8,9 +8,8 @@ from remix_jax.data.builders import sklearn_digits
 
 
 def config(**overrides):
-  c = data.default_data_config()
-  c.update(dict(name="sklearn_digits", rho=10.0), **overrides)
-  return c
+  return data.DataOptions(**{"name": "sklearn_digits", "rho": 10.0,
+                             **overrides})
 
 
 @pytest.fixture(scope="module")

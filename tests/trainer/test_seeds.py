@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import cifar_lt
+from remix_jax.trainer import config_lib
 from remix_jax import data
 from remix_jax import parallel
 from remix_jax.trainer import run_record
@@ -28,7 +29,7 @@ def _cell(seed, **kwargs):
 
 
 def _train_data(config):
-  return data.create_train_data(config.data,
+  return data.create_train_data(config_lib.data_options(config.data),
                                 global_batch_size=config.batch_size)
 
 
