@@ -22,11 +22,11 @@ import dataclasses
 
 import numpy as np
 
-#: ``config.reweight``: none, class-balanced loss weights from the start (RW)
-#: or from ``config.rebalance_epoch`` (DRW).
+#: Re-weighting modes: none, class-balanced loss weights from the start (RW)
+#: or from the switch epoch (DRW).
 REWEIGHT = ("none", "rw", "drw")
-#: ``config.resample``: none, class-balanced epochs from the start (RS) or
-#: from ``config.rebalance_epoch`` (DRS).
+#: Re-sampling modes: none, class-balanced epochs from the start (RS) or
+#: from the switch epoch (DRS).
 RESAMPLE = ("none", "rs", "drs")
 
 

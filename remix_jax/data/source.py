@@ -29,14 +29,15 @@ DOCS = "docs/datasets.md"
 def resolve_data_dir(data_dir=None, cfg_data_dir=None) -> tuple[str, str]:
   """The tfds data directory and where it came from.
 
-  Precedence: the ``data_dir`` argument, ``config.data.data_dir``,
-  ``$TFDS_DATA_DIR``, then tfds' default ``~/tensorflow_datasets``.
+  Precedence: the ``data_dir`` argument, ``DataOptions.data_dir``
+  (``cfg_data_dir``), ``$TFDS_DATA_DIR``, then tfds' default
+  ``~/tensorflow_datasets``.
 
   Returns:
     ``(path, origin)``, e.g. ``('/data/tfds', 'TFDS_DATA_DIR')``.
   """
   for value, origin in ((data_dir, "data_dir argument"),
-                        (cfg_data_dir, "config.data.data_dir"),
+                        (cfg_data_dir, "DataOptions.data_dir"),
                         (os.environ.get("TFDS_DATA_DIR"), "TFDS_DATA_DIR")):
     if value:
       return os.path.expanduser(str(value)), origin
@@ -84,7 +85,7 @@ def _check_prepared_dir(spec, data_dir: str, origin: str) -> None:
       for v in os.listdir(root)):
     raise FileNotFoundError(
         f"{_where(spec, data_dir, origin)}: expected {root}/<version>/"
-        f"dataset_info.json; point config.data.data_dir or TFDS_DATA_DIR at "
+        f"dataset_info.json; point DataOptions.data_dir or TFDS_DATA_DIR at "
         f"the directory that holds {spec.tfds_name}/ (see {DOCS})")
 
 
@@ -96,7 +97,7 @@ def _check_can_prepare(spec, data_dir: str, origin: str) -> None:
         f"{_where(spec, data_dir, origin)} and {spec.download_host} cannot be "
         f"reached to download it; prepare it on a machine with network "
         f"access and copy {spec.tfds_name}/ into {data_dir}, or set "
-        f"config.data.data_dir / TFDS_DATA_DIR (see {DOCS})")
+        f"DataOptions.data_dir / TFDS_DATA_DIR (see {DOCS})")
   if spec.source != registry.MANUAL:
     return
   # All archives are checked up front: tfds' imagenet2012 would otherwise

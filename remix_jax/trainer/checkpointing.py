@@ -25,6 +25,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -124,23 +125,6 @@ def _cause(err: BaseException) -> str:
 _LIBRARY_PARTS = ("/orbax/", "/tensorstore/", "/etils/")
 
 
-class _Noise:
-  """Whether orbax's and TensorStore's noise is held back: during the
-  Checkpointer's calls into orbax, and for good after one of them failed.
-
-  When one array of a step fails to write or read (a full disk, a corrupt
-  file), orbax raises that error while its other threads and TensorStore's
-  still finish the step's remaining operations: they log their errors with
-  tracebacks, their callbacks find orbax's event loop closed (an unraisable
-  ``RuntimeError`` each) and asyncio logs the failed tasks whenever they are
-  garbage collected, during the call or after it. The Checkpointer reports
-  the failure in one line instead.
-  """
-
-  depth = 0  # calls into orbax in progress
-  failed = False  # one of them has raised
-
-
 def _from_library(tb) -> bool:
   while tb is not None:
     if any(part in tb.tb_frame.f_code.co_filename for part in _LIBRARY_PARTS):
@@ -152,58 +136,90 @@ def _from_library(tb) -> bool:
 class _DropLibraryNoise(logging.Filter):
   """On the root, absl and asyncio loggers: drops orbax's and TensorStore's
   records during a call into orbax, and during the call or after a failed
-  one (:class:`_Noise`) the records of errors raised in their code: with a
+  one (``noise``) the records of errors raised in their code: with a
   traceback through it, or with none (set by TensorStore's C++)."""
 
+  def __init__(self, noise: "_LibraryNoise"):
+    super().__init__()
+    self.noise = noise
+
   def filter(self, record) -> bool:
-    if _Noise.depth and any(part in record.pathname
-                            for part in _LIBRARY_PARTS):
+    if self.noise.depth and any(part in record.pathname
+                                for part in _LIBRARY_PARTS):
       return False
-    if (_Noise.depth or _Noise.failed) and record.exc_info:
+    if self.noise.held and record.exc_info:
       tb = record.exc_info[2]
       return not (tb is None or _from_library(tb))
     return True
 
 
-def _ignoring_closed_loop(previous):
-  """A ``sys.unraisablehook`` that drops, during a call into orbax or after a
-  failed one (:class:`_Noise`), the "Event loop is closed" errors of
-  TensorStore's callbacks and the errors of orbax's abandoned coroutines
-  (raised in its code, reported when they are garbage collected), and
-  passes everything else to ``previous``."""
+class _LibraryNoise:
+  """Holds back orbax's and TensorStore's noise for one :class:`Checkpointer`,
+  from :meth:`install` (when it opens) to :meth:`uninstall` (when it closes),
+  which removes the logger filters and restores ``sys.unraisablehook``.
 
-  def hook(unraisable):
-    if _Noise.depth or _Noise.failed:
+  When one array of a step fails to write or read (a full disk, a corrupt
+  file), orbax raises that error while its other threads and TensorStore's
+  still finish the step's remaining operations: they log their errors with
+  tracebacks, their callbacks find orbax's event loop closed (an unraisable
+  ``RuntimeError`` each) and asyncio logs the failed tasks whenever they are
+  garbage collected, during the call or after it. The Checkpointer reports
+  the failure in one line instead, so the noise is held back during its
+  calls into orbax (:meth:`call`) and, once one of them failed, until it
+  closes.
+  """
+
+  _LOGGERS = ("", "absl", "asyncio")
+
+  def __init__(self):
+    self.depth = 0  # calls into orbax in progress
+    self.failed = False  # one of them has raised
+    self._filter = _DropLibraryNoise(self)
+    self._previous_hook = None
+
+  @property
+  def held(self) -> bool:
+    return bool(self.depth or self.failed)
+
+  def install(self) -> None:
+    for name in self._LOGGERS:
+      logging.getLogger(name).addFilter(self._filter)
+    self._previous_hook = sys.unraisablehook
+    sys.unraisablehook = self._hook
+
+  def uninstall(self) -> None:
+    if self.failed:  # abandoned coroutines report while still held back
+      gc.collect()
+    for name in self._LOGGERS:
+      logging.getLogger(name).removeFilter(self._filter)
+    if sys.unraisablehook == self._hook:
+      sys.unraisablehook = self._previous_hook
+
+  @contextlib.contextmanager
+  def call(self):
+    """Around one call into orbax."""
+    self.depth += 1
+    try:
+      yield
+    except Exception:
+      self.failed = True
+      raise
+    finally:
+      self.depth -= 1
+
+  def _hook(self, unraisable):
+    """Drops the "Event loop is closed" errors of TensorStore's callbacks
+    and the errors of orbax's abandoned coroutines (raised in its code,
+    reported when they are garbage collected) while held back; passes
+    everything else on."""
+    if self.held:
       if (unraisable.object is None
           and isinstance(unraisable.exc_value, RuntimeError)
           and str(unraisable.exc_value) == "Event loop is closed"):
         return
       if _from_library(unraisable.exc_traceback):
         return
-    previous(unraisable)
-
-  hook.remix_jax_closed_loop = True
-  return hook
-
-
-@contextlib.contextmanager
-def _quiet_libraries():
-  """Holds back orbax's and TensorStore's noise (:class:`_Noise`) around a
-  call into orbax."""
-  for name in ("", "absl", "asyncio"):
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, _DropLibraryNoise) for f in logger.filters):
-      logger.addFilter(_DropLibraryNoise())
-  if not getattr(sys.unraisablehook, "remix_jax_closed_loop", False):
-    sys.unraisablehook = _ignoring_closed_loop(sys.unraisablehook)
-  _Noise.depth += 1
-  try:
-    yield
-  except Exception:
-    _Noise.failed = True
-    raise
-  finally:
-    _Noise.depth -= 1
+    self._previous_hook(unraisable)
 
 
 class Checkpointer:
@@ -223,12 +239,18 @@ class Checkpointer:
     # layout from the newest step's files, so that losing them made every
     # older step unrestorable too. The temporary directories of saves that a
     # killed run left unfinished are removed (orbax never restores them).
-    with _quiet_libraries():
-      self._manager = ocp.CheckpointManager(
-          self.directory,
-          options=ocp.CheckpointManagerOptions(
-              max_to_keep=keep, create=True, cleanup_tmp_directories=True),
-          item_handlers=ocp.StandardCheckpointHandler())
+    self._noise = _LibraryNoise()
+    self._noise.install()
+    try:
+      with self._noise.call():
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+            item_handlers=ocp.StandardCheckpointHandler())
+    except BaseException:
+      self._noise.uninstall()
+      raise
 
   def save(self, step: int, state) -> None:
     """Saves ``state`` as checkpoint ``step`` and waits until it is written.
@@ -252,7 +274,7 @@ class Checkpointer:
       raise NonFiniteError(step)
     records = array_records(state)
     try:
-      with _quiet_libraries():
+      with self._noise.call():
         self._manager.save(step, args=ocp.args.StandardSave(state), force=True,
                            custom_metadata={ARRAYS_KEY: records})
         # Waiting here rather than at the next save: the write takes a small
@@ -309,7 +331,7 @@ class Checkpointer:
             f"({_layout_diff(records, wanted)}); it belongs to a different "
             "model or optimizer")
       try:
-        with _quiet_libraries():
+        with self._noise.call():
           state = self._manager.restore(
               step, args=ocp.args.StandardRestore(abstract_state))
         problem = _verify(state, records)
@@ -325,7 +347,7 @@ class Checkpointer:
 
   def _records(self, step: int):
     try:
-      with _quiet_libraries():
+      with self._noise.call():
         custom = self._manager.metadata(step).custom_metadata or {}
     except Exception:  # pylint: disable=broad-except
       return None  # unreadable metadata: the restore below reports it
@@ -349,13 +371,15 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def close(self) -> None:
-    """Releases orbax's threads."""
+    """Releases orbax's threads and the noise filters."""
     try:
-      with _quiet_libraries():
+      with self._noise.call():
         self._manager.close()
     except Exception as err:  # pylint: disable=broad-except
       logging.warning("closing the checkpoints in %s: %s", self.directory,
                       _cause(err))
+    finally:
+      self._noise.uninstall()
 
 
 def _remove_settled(path: str, settle: float = 0.5,

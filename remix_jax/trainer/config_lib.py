@@ -26,16 +26,17 @@ RESAMPLE = class_balance.RESAMPLE
 
 @contextlib.contextmanager
 def config_fields(names: dict):
-  """Re-raises a library's one-line ``ValueError`` with its argument names
-  (the keys of ``names``, where the message names them) replaced by the
-  config fields they come from (the values)."""
+  """Re-raises a library's one-line ``ValueError`` (or
+  ``FileNotFoundError``) with its argument names (the keys of ``names``,
+  where the message names them) replaced by the config fields they come
+  from (the values)."""
   try:
     yield
-  except ValueError as err:
+  except (ValueError, FileNotFoundError) as err:
     message = str(err)
     for argument, field in names.items():
-      message = re.sub(rf"(?<![\w.]){argument}\b", field, message)
-    raise ValueError(message) from None
+      message = re.sub(rf"(?<![\w.]){re.escape(argument)}\b", field, message)
+    raise type(err)(message) from None
 
 
 def make_mesh(config):

@@ -62,18 +62,9 @@ def _read_json(path: str):
 
 
 def stored_config(workdir: str):
-  """The flat config that trained ``workdir``, or ``None`` for a new one.
-
-  A workdir written before records existed is read from its ``results.json``
-  (finished runs) when there is one.
-  """
+  """The flat config that trained ``workdir``, or ``None`` for a new one."""
   record = _read_json(os.path.join(workdir, RECORD_FILE))
-  if record is not None:
-    return flatten(record["config"])
-  results = _read_json(os.path.join(workdir, "results.json"))
-  if results is not None and "config" in results:
-    return flatten(results["config"])
-  return None
+  return None if record is None else flatten(record["config"])
 
 
 def _fmt(value) -> str:

@@ -123,14 +123,16 @@ def _data(config, mesh):
   options = config_lib.data_options(config.data)
   where = dict(process_index=jax.process_index(),
                process_count=jax.process_count())
-  train_data = data.create_train_data(
-      options, global_batch_size=config.batch_size, **where)
+  with config_lib.config_fields(
+      {"DataOptions.data_dir": "config.data.data_dir"}):
+    train_data = data.create_train_data(
+        options, global_batch_size=config.batch_size, **where)
+    eval_data = data.create_eval_data(
+        options, global_batch_size=config.eval_batch_size, **where)
   if train_data.steps_per_epoch < 1:
     raise ValueError(f"the training split has {train_data.num_examples} "
                      f"images, fewer than config.batch_size="
                      f"{config.batch_size}")
-  eval_data = data.create_eval_data(
-      options, global_batch_size=config.eval_batch_size, **where)
   return train_data, eval_data
 
 

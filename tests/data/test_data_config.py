@@ -127,7 +127,7 @@ def test_data_dir_precedence(monkeypatch):
   assert source.resolve_data_dir("/arg", "/cfg") == ("/arg",
                                                      "data_dir argument")
   assert source.resolve_data_dir(None, "/cfg") == ("/cfg",
-                                                   "config.data.data_dir")
+                                                   "DataOptions.data_dir")
   assert source.resolve_data_dir() == ("/env/tfds", "TFDS_DATA_DIR")
   monkeypatch.delenv("TFDS_DATA_DIR")
   assert source.resolve_data_dir()[0] == os.path.expanduser(
@@ -152,7 +152,7 @@ def test_prepared_dataset_missing(tmp_path):
   with pytest.raises(FileNotFoundError,
                      match=f"cifar10_jpeg is not prepared in {tmp_path} "
                      r"\(from data_dir argument\): expected .*dataset_info"
-                     r".json; point config.data.data_dir or TFDS_DATA_DIR"):
+                     r".json; point DataOptions.data_dir or TFDS_DATA_DIR"):
     data.create_eval_data(options(), global_batch_size=8,
                           data_dir=str(tmp_path))
 
@@ -162,7 +162,7 @@ def test_cinic_manual_archive_missing(tmp_path):
                         "CINIC-10.tar.gz")
   with pytest.raises(FileNotFoundError,
                      match=f"cinic10 is not prepared in {tmp_path} \\(from "
-                     f"config.data.data_dir\\) and the manual download "
+                     f"DataOptions.data_dir\\) and the manual download "
                      f"{manual} is missing"):
     data.create_train_data(options(name="cinic10", data_dir=str(tmp_path)),
                            global_batch_size=8)

@@ -151,7 +151,7 @@ def test_imagenet2012_manual_downloads_missing(tmp_path):
   message = str(err.value)
   assert "\n" not in message
   assert message.startswith(
-      f"imagenet2012 is not prepared in {tmp_path} (from config.data.data_dir)"
+      f"imagenet2012 is not prepared in {tmp_path} (from DataOptions.data_dir)"
       f" and the manual downloads {manual}/ILSVRC2012_img_train.tar, "
       f"{manual}/ILSVRC2012_img_val.tar are missing")
 

@@ -5,6 +5,7 @@ corrupt checkpoint)."""
 import errno
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,3 +242,23 @@ def test_corrupt_checkpoint_fallback_prints_one_warning_line(tmp_path):
       warnings[0])
   assert f"moved it to {checkpoints / 'corrupt' / '32'}" in warnings[0]
   assert "resumed from checkpoint 16" in out and "epoch 2/2" in out
+
+
+def test_a_workdir_recorded_before_methods_were_resolved_resumes_unchanged(
+    tmp_path):
+  """A real ``config.json`` written by the trainer before the method fields
+  were left to the method (Remix s1 of the paper table, with ``method`` and
+  the nine fields it set): the same cell's config today matches it, with no
+  field to allow."""
+  from configs import cifar_lt  # pylint: disable=g-import-not-at-top
+  record = os.path.join(REPO, "tests", "trainer", "data",
+                        "record_before_the_trainer_package.json")
+  shutil.copyfile(record, tmp_path / run_record.RECORD_FILE)
+  config = cifar_lt.get_config("method=remix,protocol=paper,seed=1")
+  config.data.data_dir = "/elsewhere"  # a free field
+  resolved = config_lib.validate_config(config)
+  assert run_record.check(str(tmp_path), resolved) == {}
+  # Any other change is still refused.
+  resolved.mix_alpha = 0.5
+  with pytest.raises(run_record.ConfigChangedError, match="mix_alpha"):
+    run_record.check(str(tmp_path), resolved)
