@@ -230,3 +230,29 @@ def test_set_cpu_flags_keeps_elementwise_fusions_out_of_ynnpack():
   if eltwise_in_ynn != ["ynn", "ynn"]:
     pytest.skip("XLA:CPU has no YNNPACK fusions on this CPU")
   assert _fusion_backends("set") == ["xla", "ynn"]
+
+
+_IMPORT_MAIN = """
+import json, os, signal, sys
+import jax  # what importing jax itself does is not main.py's
+env, path = dict(os.environ), list(sys.path)
+handlers = {s: signal.getsignal(s) for s in signal.valid_signals()}
+import main
+from remix_jax.trainer import host_memory
+print(json.dumps({
+    "env": sorted(k for k in set(env) | set(os.environ)
+                  if env.get(k) != os.environ.get(k)),
+    "path": sys.path == path,
+    "handlers": [int(s) for s, h in handlers.items()
+                 if signal.getsignal(s) != h],
+    "mallopt": host_memory.keep_freed_memory.cache_info().currsize,
+    "absl_flags": "workdir" in __import__("absl.flags").flags.FLAGS,
+}))
+"""
+
+
+def test_importing_main_changes_nothing_and_never_exits():
+  out = _run(_IMPORT_MAIN, "--config.mixer=nope")
+  assert json.loads(out.stdout.splitlines()[-1]) == {
+      "env": [], "path": True, "handlers": [], "mallopt": 0,
+      "absl_flags": False}
