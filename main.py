@@ -10,9 +10,14 @@ Re-running with the same --workdir resumes from its newest checkpoint; a
 config that differs from the one that trained the workdir is refused unless
 the changed fields are named in --allow_changes. --config.method=NAME selects
 a method (remix_jax.trainer.methods.METHODS); its preset fills the method's
-fields that are not set. SIGTERM or Ctrl-C saves a checkpoint and stops.
-User errors (config, data, workdir, lock, checkpoints, NaN) are one line on
-stderr and exit 1 (2 for bad flags); --verbose shows the traceback.
+fields that are not set.
+
+SIGTERM, SIGINT (Ctrl-C) or SIGHUP saves a checkpoint, says so and exits
+with code 0; re-running resumes. A second signal exits at once (128 + the
+signal's number). User errors (config, data, workdir, lock, checkpoints,
+NaN, a full disk) are one line on stderr and exit 1 (2 for bad flags);
+--verbose shows the traceback. The workdir's lock is taken before TensorFlow
+or JAX is imported, so a second run on the same workdir is refused at once.
 
 Importing this file does nothing; main() sets up the process (signal
 handler, XLA:CPU flags, allocator) and calls
@@ -91,13 +96,29 @@ def _parse_flags(argv, verbose: bool):
     if verbose:
       raise
     _fail(_unknown_field(err), 2)
-  except flags.Error as err:
+  except Exception as err:  # pylint: disable=broad-except
+    # flags.Error, and whatever a config file raises when it is imported
+    # (a SyntaxError, a value out of range for its type).
     if verbose:
       raise
     _fail(_one_line(err), 2)
-  if fv.workdir is None:
-    _fail("--workdir is required", 2)
+  if not (fv.workdir or "").strip():
+    _fail("--workdir is required (a directory for the run)", 2)
   return fv
+
+
+def _lock_workdir(fv):
+  """Creates and locks the workdir (process 0 of a run), before anything
+  slow is imported; one line and exit 1 when it cannot be used."""
+  from remix_jax.trainer import workdir  # pylint: disable=g-import-not-at-top
+  distributed = fv.config.distributed
+  primary = (not distributed.coordinator_address
+             or distributed.process_id == 0)
+  try:
+    path = workdir.prepare(fv.workdir)
+    return workdir.Lock(path).acquire() if primary else None
+  except workdir.WorkdirError as err:
+    _fail(str(err))
 
 
 def main(argv=None) -> int:
@@ -120,6 +141,15 @@ def _main(argv, stop) -> int:
   # below (the config files, TensorFlow) could start JAX.
   process_setup.configure_process()
   fv = _parse_flags(argv, verbose)
+  lock = _lock_workdir(fv)
+  try:
+    return _train(fv, stop, lock)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(fv, stop, lock) -> int:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")  # keep the GPU memory for JAX
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -136,7 +166,7 @@ def _main(argv, stop) -> int:
   try:
     result = train.train_and_evaluate(fv.config, fv.workdir,
                                       allow_changes=fv.allow_changes,
-                                      stop=stop)
+                                      stop=stop, held_lock=lock)
   except user_errors as err:
     if fv.verbose:
       raise

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from remix_jax import files
+
 #: The input mixers shown by :func:`mixed_examples_grid`, with their labels.
 GRID_MIXERS = (("mixup", "Mixup"), ("cutmix", "CutMix"),
                ("saliencymix", "SaliencyMix"), ("fmix", "FMix"),
@@ -23,10 +25,13 @@ def pyplot():
 
 
 def save(fig, path: str) -> None:
-  """Writes ``fig`` to ``path`` (PNG, 120 dpi) and closes it."""
+  """Writes ``fig`` to ``path`` (PNG, 120 dpi, atomically) and closes it."""
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  pyplot().close(fig)
+  try:
+    files.write_atomically(
+        path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+  finally:
+    pyplot().close(fig)
 
 
 def per_class_vs_size(path: str, results_by_method: dict[str, dict],

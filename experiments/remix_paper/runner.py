@@ -20,7 +20,6 @@ row as branched.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -30,6 +29,7 @@ from experiments.remix_paper import status
 from experiments.remix_paper.status import FINISHED
 from experiments.remix_paper.status import Run
 from experiments.remix_paper.tables import Cell
+from remix_jax import files
 from remix_jax.trainer import checkpointing
 from remix_jax.trainer import methods
 from remix_jax.trainer import run_record
@@ -56,16 +56,17 @@ def branch(run: Run, base: Cell, base_workdir: str, step: int,
   ``branch.json`` (the base, the step, the epoch and the base's test curve up
   to it). ``run`` is updated in place to what its workdir now holds."""
   os.makedirs(run.workdir, exist_ok=True)
+  # The record first: a checkpoint without one is refused as foreign.
+  files.write_atomically(
+      os.path.join(run.workdir, run_record.RECORD_FILE),
+      lambda tmp: shutil.copyfile(
+          os.path.join(base_workdir, run_record.RECORD_FILE), tmp))
   checkpointing.copy_checkpoint(base_workdir, step, run.workdir)
-  shutil.copyfile(os.path.join(base_workdir, run_record.RECORD_FILE),
-                  os.path.join(run.workdir, run_record.RECORD_FILE))
   curve = [p for p in status.eval_curve(base_workdir) if p[0] <= epoch]
   record = {"method": base.method, "base": base.run_name(run.seed),
             "step": step, "epoch": epoch, "base_curve": curve}
-  tmp = os.path.join(run.workdir, status.BRANCH_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(tmp, os.path.join(run.workdir, status.BRANCH_FILE))
+  files.write_json(os.path.join(run.workdir, status.BRANCH_FILE), record,
+                   indent=1)
   now = status.run_status(run.cell, run.seed, os.path.dirname(run.workdir))
   for field in dataclasses.fields(now):
     setattr(run, field.name, getattr(now, field.name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 
 from remix_jax import class_balance
@@ -16,6 +17,7 @@ from remix_jax import schedules
 from remix_jax import sumix
 from remix_jax.trainer import methods
 from remix_jax.trainer import objective
+from remix_jax.trainer import run_record
 
 # The choices live beside the code that dispatches on them.
 LOSSES = objective.LOSSES
@@ -44,6 +46,23 @@ def make_mesh(config):
   (:func:`remix_jax.parallel.make_mesh`)."""
   with config_fields({"num_devices": "config.num_devices"}):
     return parallel.make_mesh(config.num_devices)
+
+
+#: ``config.seed``'s range (the data seeds have the same).
+SEED_RANGE = 2**32
+
+
+def _finite_and_in_range(config) -> None:
+  """Every float field finite (``inf`` or ``nan`` cannot train), and
+  ``config.seed`` an integer in ``[0, 2**32)``."""
+  for key, value in run_record.flatten(config).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ValueError(f"config.{key}={value} must be a finite number")
+  seed = config.seed
+  if (isinstance(seed, bool) or not isinstance(seed, int)
+      or not 0 <= seed < SEED_RANGE):
+    raise ValueError(f"config.seed={seed!r} must be an integer in "
+                     "[0, 2**32)")
 
 
 def _choice(config, field: str, choices) -> None:
@@ -75,6 +94,7 @@ def validate_config(config):
     ValueError: one line naming the bad field.
   """
   config = methods.resolve(config)
+  _finite_and_in_range(config)
   from remix_jax import models  # pylint: disable=g-import-not-at-top
 
   _choice(config, "model", tuple(models.MODELS))

@@ -1,4 +1,6 @@
-"""A stop request: SIGTERM or SIGINT turned into a flag checked between steps.
+"""A stop request: SIGTERM, SIGINT (Ctrl-C) or SIGHUP turned into a flag
+checked between steps; the run saves a checkpoint and stops. A second
+signal exits at once (exit code 128 + the signal's number).
 
 The one signal handler of the trainer. ``main.py`` installs it before its
 slow imports (so a signal during start-up is seen) and hands it to
@@ -9,11 +11,13 @@ when called without one. Light to import (no JAX).
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 
 #: The signals that ask a run to save and stop.
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class StopRequest:
@@ -37,10 +41,15 @@ class StopRequest:
 
   def _handle(self, signum, frame):
     del frame
-    self.signal_name = signal.Signals(signum).name
-    logging.warning("%s received: saving a checkpoint and stopping",
-                    self.signal_name)
-    self.requested = True
+    name = signal.Signals(signum).name
+    if self.requested:
+      sys.stderr.write(f"{name} received again: exiting now, without "
+                       "saving\n")
+      os._exit(128 + signum)  # pylint: disable=protected-access
+    self.signal_name = name
+    self.requested = True  # before anything slow: a second signal may come
+    logging.warning("%s received: saving a checkpoint and stopping (send "
+                    "it again to exit at once)", name)
 
   def __exit__(self, *exc):
     for signum, previous in self._previous.items():

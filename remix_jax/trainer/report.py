@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+from remix_jax import files
 from remix_jax import plots
 from remix_jax.trainer import run_record
 
@@ -42,11 +43,7 @@ def _read_progress(workdir: str) -> dict:
 
 
 def _write_progress(workdir: str, progress: dict) -> None:
-  path = os.path.join(workdir, PROGRESS_FILE)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(progress, f)
-  os.replace(tmp, path)
+  files.write_json(os.path.join(workdir, PROGRESS_FILE), progress)
 
 
 def _resumes(progress: dict) -> list[int]:
@@ -83,16 +80,13 @@ def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
   """Writes ``results.json`` (with the steps the run resumed at and how its
   keys came from its seed), ``results.md`` and ``per_class.png``."""
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump({"metrics": metrics,
-               "class_counts": [int(n) for n in class_counts],
-               "class_names": list(class_names),
-               "config": json.loads(config_json),
-               "resumed_at": resumed_at(workdir),
-               "key_derivation": run_record.key_derivation(workdir)},
-              f, indent=1)
+  files.write_json(os.path.join(workdir, "results.json"), {
+      "metrics": metrics, "class_counts": [int(n) for n in class_counts],
+      "class_names": list(class_names), "config": json.loads(config_json),
+      "resumed_at": resumed_at(workdir),
+      "key_derivation": run_record.key_derivation(workdir)}, indent=1)
   table = markdown_table(metrics, class_counts, class_names)
-  with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write(f"# {title}\n\n{table}")
+  files.write_text(os.path.join(workdir, "results.md"),
+                   f"# {title}\n\n{table}")
   plots.per_class_vs_size(os.path.join(workdir, "per_class.png"),
                           {"test": metrics}, class_counts, title=title)

@@ -3,6 +3,7 @@ scalars written to TensorBoard (and to the log when there is no bar)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -24,13 +25,27 @@ def flush_metrics(pending, first_step: int) -> dict:
   return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
 
 
+@contextlib.contextmanager
+def _events_written(workdir: str):
+  """Turns a failure of TensorBoard's writer (a full disk raises
+  TensorFlow's errors, with tracebacks from its C++) into one ``OSError``
+  line naming the workdir."""
+  try:
+    yield
+  except Exception as err:  # pylint: disable=broad-except
+    cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    raise OSError(f"TensorBoard events in {workdir} could not be written: "
+                  f"{cause}") from None
+
+
 def _metric_writer(workdir: str, *, tensorboard: bool, log: bool):
   """TensorBoard scalars in ``workdir`` and, when asked, the same scalars as
   log lines."""
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writers = []
   if tensorboard:
-    writers.append(metric_writers.SummaryWriter(workdir))
+    with _events_written(workdir):
+      writers.append(metric_writers.SummaryWriter(workdir))
   if log:
     writers.append(metric_writers.LoggingWriter())
   return metric_writers.MultiWriter(writers)
@@ -55,6 +70,7 @@ class RunLog:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       self.bar = tqdm(total=total, initial=initial, unit="step",
                       dynamic_ncols=True)
+    self.workdir = workdir
     self.writer = _metric_writer(workdir, tensorboard=primary,
                                  log=self.bar is None)
     self.batch_size = batch_size
@@ -74,11 +90,12 @@ class RunLog:
       self.bar.set_postfix(epoch=epoch + 1, loss=f"{summary['loss']:.4f}",
                            img_s=f"{rate:.0f}", refresh=False)
       self.bar.update(step - self.bar.n)
-    self.writer.write_scalars(step, summary)
+    self.scalars(step, summary)
 
   def scalars(self, step: int, values: dict) -> None:
     """Writes ``values`` (floats) at ``step``."""
-    self.writer.write_scalars(step, values)
+    with _events_written(self.workdir):
+      self.writer.write_scalars(step, values)
 
   def restart_clock(self) -> None:
     """Excludes time spent outside training (evaluation) from images/s."""
@@ -94,4 +111,5 @@ class RunLog:
   def close(self) -> None:
     if self.bar is not None:
       self.bar.close()
-    self.writer.flush()
+    with _events_written(self.workdir):
+      self.writer.flush()

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 
+from remix_jax import files
+
 #: The record's file name in the workdir.
 RECORD_FILE = "config.json"
 
@@ -57,8 +59,10 @@ def _read_json(path: str):
   except FileNotFoundError:
     return None
   except (OSError, ValueError) as err:
-    raise ConfigChangedError(f"{path} cannot be read ({err}); it records the "
-                             "config that trained this workdir") from None
+    raise ConfigChangedError(
+        f"{path} cannot be read ({err}); it records the config that trained "
+        "this workdir: restore it from a copy, or start over in a new "
+        "--workdir") from None
 
 
 def stored_config(workdir: str):
@@ -71,13 +75,23 @@ def _fmt(value) -> str:
   return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
 
-def check(workdir: str, config, allow_changes=()) -> dict:
+def check(workdir: str, config, allow_changes=(), *,
+          has_checkpoints: bool | None = None) -> dict:
   """Compares ``config`` with the config that trained ``workdir``.
+
+  The trainer writes the record before the run's first checkpoint
+  (:meth:`remix_jax.trainer.saving.RunSaver.save`), so checkpoints without a
+  record were not written by this workdir's run, and a record without
+  checkpoints belongs to a run that saved nothing.
 
   Args:
     workdir: the run's directory.
     config: the config of this run.
     allow_changes: fields (dotted) that may differ from the stored config.
+    has_checkpoints: whether ``workdir`` holds checkpoints: ``True`` refuses
+      them without a record; ``False`` accepts any config (the record is
+      replaced at the first save); ``None``: unknown, compare with the
+      record when there is one.
 
   Returns:
     ``{field: (stored, new)}`` of the allowed changes (empty for a new
@@ -85,15 +99,23 @@ def check(workdir: str, config, allow_changes=()) -> dict:
 
   Raises:
     ConfigChangedError: one line naming each changed field and its two
-      values, or an ``allow_changes`` entry that is not a field.
+      values, an ``allow_changes`` entry that is not a field, or checkpoints
+      without a record.
   """
   new = flatten(config)
   unknown = sorted(set(allow_changes) - set(new))
   if unknown:
     raise ConfigChangedError(
         f"--allow_changes names {', '.join(unknown)}, not config fields")
+  if has_checkpoints is False:
+    return {}
   old = stored_config(workdir)
   if old is None:
+    if has_checkpoints:
+      raise ConfigChangedError(
+          f"workdir {os.path.abspath(workdir)} has checkpoints but no run "
+          f"record ({RECORD_FILE}), so nothing shows which config trained "
+          "them; use a new --workdir")
     return {}
   missing = object()
   changes = {key: (old.get(key, missing), new.get(key, missing))
@@ -124,15 +146,16 @@ def key_derivation(workdir: str):
 
 
 def write(workdir: str, config, *, step: int, changes: dict,
-          key_derivation: str | None = None) -> None:
+          key_derivation: str | None = None, replace: bool = False) -> None:
   """Stores ``config`` as the config of ``workdir`` (atomically), with a
   history entry for ``changes`` made when resuming at ``step``.
 
   ``key_derivation`` is stored in a new record of a run that starts at step
   0 (the state it initialised); a resumed run keeps what its record says,
-  since its keys come from the checkpoint."""
+  since its keys come from the checkpoint. ``replace`` starts a new record
+  in place of one whose run saved nothing."""
   path = os.path.join(workdir, RECORD_FILE)
-  record = _read_json(path)
+  record = None if replace else _read_json(path)
   if record is None:
     record = {"history": []}
     if step == 0 and key_derivation is not None:
@@ -145,7 +168,4 @@ def write(workdir: str, config, *, step: int, changes: dict,
                     step, ", ".join(f"{k} {_fmt(a)} -> {_fmt(b)}"
                                     for k, (a, b) in changes.items()))
   record["config"] = json.loads(config.to_json_best_effort())
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(tmp, path)
+  files.write_json(path, record, indent=1)

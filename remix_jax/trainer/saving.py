@@ -19,16 +19,20 @@ class RunSaver:
     keep: checkpoints kept.
     every: save at the end of every this many epochs.
     primary: this is process 0 (it writes the record).
+    replace_record: the workdir held no checkpoint: a record there belongs
+      to a run that saved nothing and is replaced.
   """
 
   def __init__(self, workdir: str, config, *, changes: dict,
-               key_derivation: str, keep: int, every: int, primary: bool):
+               key_derivation: str, keep: int, every: int, primary: bool,
+               replace_record: bool = False):
     self.checkpointer = checkpointing.Checkpointer(workdir, keep=keep,
                                                    primary=primary)
     self.workdir, self.config, self.changes = workdir, config, changes
     self.key_derivation, self.every, self.primary = (
         key_derivation, every, primary)
     self.resumed_step = 0
+    self.replace_record = replace_record
     self._recorded = False
 
   def restore(self, state):
@@ -47,15 +51,16 @@ class RunSaver:
     return epochs_done % self.every == 0 or last
 
   def save(self, step: int, state) -> None:
-    """Saves ``state`` as checkpoint ``step``; the first save of this
-    process also writes the run record, so that a run which saved nothing
-    leaves no record to match."""
-    self.checkpointer.save(step, state)
+    """Saves ``state`` as checkpoint ``step``. The first save writes the run
+    record before the checkpoint (process 0), so that no checkpoint can
+    exist without the record of its config."""
     if self.primary and not self._recorded:
       run_record.write(self.workdir, self.config, step=self.resumed_step,
                        changes=self.changes,
-                       key_derivation=self.key_derivation)
+                       key_derivation=self.key_derivation,
+                       replace=self.replace_record)
       self._recorded = True
+    self.checkpointer.save(step, state)
 
   @property
   def directory(self) -> str:

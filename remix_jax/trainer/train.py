@@ -18,6 +18,7 @@ import numpy as np
 from remix_jax import data
 from remix_jax import parallel
 from remix_jax.trainer import build
+from remix_jax.trainer import checkpointing
 from remix_jax.trainer import config_lib
 from remix_jax.trainer import distributed
 from remix_jax.trainer import evaluation
@@ -44,7 +45,8 @@ def _stop_message(problem: str, kept_steps) -> str:
 
 def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                        stop_at_epoch: Optional[int] = None,
-                       stop: Optional[interrupt.StopRequest] = None) -> dict:
+                       stop: Optional[interrupt.StopRequest] = None,
+                       held_lock: Optional[workdir_lib.Lock] = None) -> dict:
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
@@ -74,6 +76,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     stop: the process's :class:`~remix_jax.trainer.interrupt.StopRequest`
       when the caller installed it (``main.py``); ``None``: one is installed
       for the call.
+    held_lock: the workdir's lock when the caller took it (``main.py``
+      takes it before its slow imports); ``None``: it is taken here (by
+      process 0) and released on return.
 
   Returns:
     The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
@@ -105,12 +110,15 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                            d.process_id)
     primary = jax.process_index() == 0
     lock = workdir_lib.Lock(workdir)
-    if primary:
+    if primary and held_lock is None:
       lock.acquire()
     try:
-      changes = run_record.check(workdir, config, allow_changes)
+      has_checkpoints = bool(checkpointing.saved_steps(workdir))
+      changes = run_record.check(workdir, config, allow_changes,
+                                 has_checkpoints=has_checkpoints)
       return _run(config, workdir, stop, primary=primary, changes=changes,
-                  stop_at_epoch=stop_at_epoch)
+                  stop_at_epoch=stop_at_epoch,
+                  replace_record=not has_checkpoints)
     finally:
       lock.release()
 
@@ -137,7 +145,8 @@ def _data(config, mesh):
 
 
 def _run(config, workdir: str, stop: interrupt.StopRequest, *,
-         primary: bool, changes: dict, stop_at_epoch: Optional[int]) -> dict:
+         primary: bool, changes: dict, stop_at_epoch: Optional[int],
+         replace_record: bool) -> dict:
   """Builds the run, restores its newest checkpoint and trains it (the
   workdir checked and locked)."""
   mesh = config_lib.make_mesh(config)
@@ -153,7 +162,7 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
                           key_derivation=build.KEY_DERIVATION,
                           keep=config.keep_checkpoints,
                           every=config.checkpoint_every_epochs,
-                          primary=primary)
+                          primary=primary, replace_record=replace_record)
   with contextlib.closing(saver):
     state, restored = saver.restore(state)
     step = int(jax.device_get(state.step))

@@ -24,8 +24,10 @@ def prepare(workdir: str) -> str:
     The absolute path.
 
   Raises:
-    WorkdirError: it cannot be created or written.
+    WorkdirError: it is empty, or cannot be created or written.
   """
+  if not str(workdir or "").strip():
+    raise WorkdirError("the workdir is empty; name a directory for the run")
   path = os.path.abspath(workdir)
   probe = os.path.join(path, f".write_test.{os.getpid()}")
   try:
