@@ -19,6 +19,9 @@ NaN, a full disk) are one line on stderr and exit 1 (2 for bad flags);
 --verbose shows the traceback. The workdir's lock is taken before TensorFlow
 or JAX is imported, so a second run on the same workdir is refused at once.
 
+    python main.py --workdir runs/quickstart --eval_only  # test metrics of
+                                                         # its newest checkpoint
+
 Importing this file does nothing; main() sets up the process (signal
 handler, XLA:CPU flags, allocator) and calls
 remix_jax.trainer.train.train_and_evaluate.
@@ -86,6 +89,10 @@ def _parse_flags(argv, verbose: bool):
       "num_epochs.", flag_values=fv)
   flags.DEFINE_bool("verbose", False, "Show the traceback of errors.",
                     flag_values=fv)
+  flags.DEFINE_bool(
+      "eval_only", False, "Evaluate the newest checkpoint of --workdir on "
+      "the test split (the config is the workdir's own) and print the "
+      "metrics; trains nothing.", flag_values=fv)
   try:  # config_flags applies the --config.FIELD overrides while parsing
     config_flags.DEFINE_config_file(
         "config", os.path.join(_HERE, "configs", "quickstart.py"),
@@ -119,6 +126,18 @@ def _lock_workdir(fv):
     return workdir.Lock(path).acquire() if primary else None
   except workdir.WorkdirError as err:
     _fail(str(err))
+
+
+def _evaluate(workdir: str) -> int:
+  """``--eval_only``: the newest checkpoint's test metrics, printed."""
+  from remix_jax.trainer import load  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import report  # pylint: disable=g-import-not-at-top
+  result = load.evaluate_run(workdir)
+  print(f"{workdir} at step {result['step']}: test top-1 "
+        f"{result['top1']:.2f}%, top-5 {result['top5']:.2f}%, head "
+        f"{report.fmt(result['head'])}, mid {report.fmt(result['mid'])}, "
+        f"tail {report.fmt(result['tail'])}")
+  return 0
 
 
 def main(argv=None) -> int:
@@ -164,6 +183,8 @@ def _train(fv, stop, lock) -> int:
   user_errors = (ValueError, OSError, FloatingPointError,
                  workdir.WorkdirError, checkpointing.CheckpointError)
   try:
+    if fv.eval_only:
+      return _evaluate(fv.workdir)
     result = train.train_and_evaluate(fv.config, fv.workdir,
                                       allow_changes=fv.allow_changes,
                                       stop=stop, held_lock=lock)

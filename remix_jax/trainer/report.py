@@ -76,6 +76,37 @@ def write_progress(workdir: str, *, epoch: int, step: int,
                             "resumed_at": resumed_at(workdir)})
 
 
+#: What a finished run writes, besides its checkpoints and events.
+RESULT_FILES = ("results.json", "results.md", "per_class.png")
+
+
+def read_results(workdir: str):
+  """The parsed ``results.json`` of a finished run, or ``None``."""
+  try:
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return results if isinstance(results, dict) and "metrics" in results else None
+
+
+def duration(seconds: float) -> str:
+  """``'1 h 02 min'``, ``'3 min 05 s'`` or ``'42 s'``."""
+  seconds = int(round(seconds))
+  h, rest = divmod(seconds, 3600)
+  m, s = divmod(rest, 60)
+  if h:
+    return f"{h} h {m:02d} min"
+  return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def where_line(workdir: str, seconds: float) -> str:
+  """The last line of a run: its wall time and where its outputs are."""
+  return (f"done in {duration(seconds)}; results in {workdir}/ "
+          f"({', '.join(RESULT_FILES)}), TensorBoard events in {workdir}, "
+          f"checkpoints in {os.path.join(workdir, 'checkpoints')}")
+
+
 def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
   """Writes ``results.json`` (with the steps the run resumed at and how its

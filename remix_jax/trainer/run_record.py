@@ -71,6 +71,22 @@ def stored_config(workdir: str):
   return None if record is None else flatten(record["config"])
 
 
+def load_config(workdir: str):
+  """The config that trained ``workdir`` as a ``ConfigDict`` (its method
+  resolved, as recorded).
+
+  Raises:
+    ConfigChangedError: ``workdir`` has no readable run record (one line).
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  record = _read_json(os.path.join(workdir, RECORD_FILE))
+  if record is None:
+    raise ConfigChangedError(
+        f"{os.path.abspath(workdir)} has no run record ({RECORD_FILE}); it "
+        "is not a workdir the trainer wrote")
+  return ml_collections.ConfigDict(record["config"])
+
+
 def _fmt(value) -> str:
   return repr(tuple(value)) if isinstance(value, list) else repr(value)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Optional
 
 import jax
@@ -92,6 +93,7 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
       is saved).
     checkpointing.CheckpointError: a checkpoint could not be written.
   """
+  start = time.monotonic()
   process_setup.configure_process()
   config = config_lib.validate_config(config)
   if stop_at_epoch is not None and not 0 < stop_at_epoch <= config.num_epochs:
@@ -116,9 +118,12 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
       has_checkpoints = bool(checkpointing.saved_steps(workdir))
       changes = run_record.check(workdir, config, allow_changes,
                                  has_checkpoints=has_checkpoints)
-      return _run(config, workdir, stop, primary=primary, changes=changes,
-                  stop_at_epoch=stop_at_epoch,
-                  replace_record=not has_checkpoints)
+      result = _run(config, workdir, stop, primary=primary, changes=changes,
+                    stop_at_epoch=stop_at_epoch,
+                    replace_record=not has_checkpoints)
+      if "top1" in result and primary:
+        logging.info(report.where_line(workdir, time.monotonic() - start))
+      return result
     finally:
       lock.release()
 
@@ -187,6 +192,7 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
         f"{spe} steps/epoch, {mesh.devices.size} device(s), "
         f"{jax.process_count()} process(es), starting at step "
         f"{step}/{total_steps}")
+    log.write("compiling the train step (the first step waits for it)")
     evaluate = evaluation.EpochEvaluation(
         eval_step, eval_data, mesh, class_counts, log=log, workdir=workdir,
         steps_per_epoch=spe, num_epochs=config.num_epochs,
