@@ -226,12 +226,11 @@ def _raised_in(filename: str):
     return err
 
 
-def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure(
-    monkeypatch):
+def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure():
   passed = []
-  hook = checkpointing._ignoring_closed_loop(passed.append)
-  monkeypatch.setattr(checkpointing._Noise, "failed", False)
-  monkeypatch.setattr(checkpointing._Noise, "depth", 0)
+  noise = checkpointing._LibraryNoise()  # pylint: disable=protected-access
+  noise._previous_hook = passed.append  # pylint: disable=protected-access
+  hook = noise._hook  # pylint: disable=protected-access
 
   def unraisable(err):
     return types.SimpleNamespace(exc_type=type(err), exc_value=err,
@@ -241,7 +240,7 @@ def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure(
   library = unraisable(_raised_in("/site-packages/orbax/checkpoint/x.py"))
   own = unraisable(_raised_in("/home/user/train.py"))
   hook(library)  # no failure yet: reported
-  checkpointing._Noise.failed = True
+  noise.failed = True
   hook(library)
   hook(own)
   assert passed == [library, own]
