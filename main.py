@@ -10,7 +10,10 @@ Re-running with the same --workdir resumes from its newest checkpoint; a
 config that differs from the one that trained the workdir is refused unless
 the changed fields are named in --allow_changes. --config.method=NAME selects
 a method (remix_jax.trainer.methods.METHODS); its preset fills the method's
-fields that are not set. SIGTERM or Ctrl-C saves a checkpoint and stops.
+fields that are not set. SIGTERM or Ctrl-C saves a checkpoint and stops. A
+checkpoint that fails verification is moved to checkpoints/corrupt/ and the
+previous one resumes; --allow_unverified_checkpoints resumes from one that has
+no checksums to verify it against.
 User errors (config, data, workdir, lock, checkpoints, NaN) are one line on
 stderr and exit 1 (2 for bad flags); --verbose shows the traceback.
 
@@ -79,6 +82,12 @@ def _parse_flags(argv, verbose: bool):
       "Config fields (dotted, comma-separated) that may differ from the "
       "config that trained --workdir, e.g. learning_rate after a NaN or "
       "num_epochs.", flag_values=fv)
+  flags.DEFINE_bool(
+      "allow_unverified_checkpoints", False,
+      "Resume from a checkpoint that has no checksums to verify it against "
+      "(no manifest, none in its orbax metadata), with a warning; by default "
+      "it is moved to checkpoints/corrupt/ like a corrupt one.",
+      flag_values=fv)
   flags.DEFINE_bool("verbose", False, "Show the traceback of errors.",
                     flag_values=fv)
   try:  # config_flags applies the --config.FIELD overrides while parsing
@@ -134,9 +143,9 @@ def _main(argv, stop) -> int:
   user_errors = (ValueError, OSError, FloatingPointError,
                  workdir.WorkdirError, checkpointing.CheckpointError)
   try:
-    result = train.train_and_evaluate(fv.config, fv.workdir,
-                                      allow_changes=fv.allow_changes,
-                                      stop=stop)
+    result = train.train_and_evaluate(
+        fv.config, fv.workdir, allow_changes=fv.allow_changes, stop=stop,
+        allow_unverified_checkpoints=fv.allow_unverified_checkpoints)
   except user_errors as err:
     if fv.verbose:
       raise

@@ -19,12 +19,16 @@ class RunSaver:
     keep: checkpoints kept.
     every: save at the end of every this many epochs.
     primary: this is process 0 (it writes the record).
+    allow_unverified: restore checkpoints that have no checksums
+      (:class:`remix_jax.trainer.checkpointing.Checkpointer`).
   """
 
   def __init__(self, workdir: str, config, *, changes: dict,
-               key_derivation: str, keep: int, every: int, primary: bool):
-    self.checkpointer = checkpointing.Checkpointer(workdir, keep=keep,
-                                                   primary=primary)
+               key_derivation: str, keep: int, every: int, primary: bool,
+               allow_unverified: bool = False):
+    self.checkpointer = checkpointing.Checkpointer(
+        workdir, keep=keep, primary=primary,
+        allow_unverified=allow_unverified)
     self.workdir, self.config, self.changes = workdir, config, changes
     self.key_derivation, self.every, self.primary = (
         key_derivation, every, primary)

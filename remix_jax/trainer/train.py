@@ -44,7 +44,8 @@ def _stop_message(problem: str, kept_steps) -> str:
 
 def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                        stop_at_epoch: Optional[int] = None,
-                       stop: Optional[interrupt.StopRequest] = None) -> dict:
+                       stop: Optional[interrupt.StopRequest] = None,
+                       allow_unverified_checkpoints: bool = False) -> dict:
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
@@ -74,6 +75,10 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     stop: the process's :class:`~remix_jax.trainer.interrupt.StopRequest`
       when the caller installed it (``main.py``); ``None``: one is installed
       for the call.
+    allow_unverified_checkpoints: resume from a checkpoint that has no
+      checksums to verify it against (neither a manifest nor records in its
+      orbax metadata), with a warning; by default such a checkpoint is
+      moved to ``checkpoints/corrupt/`` like a corrupt one.
 
   Returns:
     The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
@@ -85,7 +90,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     workdir.WorkdirError: the workdir is not writable or in use.
     FloatingPointError: a non-finite loss or train state (nothing non-finite
       is saved).
-    checkpointing.CheckpointError: a checkpoint could not be written.
+    checkpointing.CheckpointError: a checkpoint could not be written, or
+      every checkpoint in ``workdir`` belongs to another model or
+      optimizer.
   """
   process_setup.configure_process()
   config = config_lib.validate_config(config)
@@ -110,7 +117,8 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     try:
       changes = run_record.check(workdir, config, allow_changes)
       return _run(config, workdir, stop, primary=primary, changes=changes,
-                  stop_at_epoch=stop_at_epoch)
+                  stop_at_epoch=stop_at_epoch,
+                  allow_unverified=allow_unverified_checkpoints)
     finally:
       lock.release()
 
@@ -137,7 +145,8 @@ def _data(config, mesh):
 
 
 def _run(config, workdir: str, stop: interrupt.StopRequest, *,
-         primary: bool, changes: dict, stop_at_epoch: Optional[int]) -> dict:
+         primary: bool, changes: dict, stop_at_epoch: Optional[int],
+         allow_unverified: bool) -> dict:
   """Builds the run, restores its newest checkpoint and trains it (the
   workdir checked and locked)."""
   mesh = config_lib.make_mesh(config)
@@ -153,7 +162,7 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
                           key_derivation=build.KEY_DERIVATION,
                           keep=config.keep_checkpoints,
                           every=config.checkpoint_every_epochs,
-                          primary=primary)
+                          primary=primary, allow_unverified=allow_unverified)
   with contextlib.closing(saver):
     state, restored = saver.restore(state)
     step = int(jax.device_get(state.step))
