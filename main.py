@@ -18,6 +18,9 @@ signal's number). User errors (config, data, workdir, lock, checkpoints,
 NaN, a full disk) are one line on stderr and exit 1 (2 for bad flags);
 --verbose shows the traceback. The workdir's lock is taken before TensorFlow
 or JAX is imported, so a second run on the same workdir is refused at once.
+A checkpoint that fails verification is moved to checkpoints/corrupt/ and the
+previous one resumes; --allow_unverified_checkpoints resumes from one that has
+no checksums to verify it against.
 
     python main.py --workdir runs/quickstart --eval_only  # test metrics of
                                                          # its newest checkpoint
@@ -87,6 +90,12 @@ def _parse_flags(argv, verbose: bool):
       "Config fields (dotted, comma-separated) that may differ from the "
       "config that trained --workdir, e.g. learning_rate after a NaN or "
       "num_epochs.", flag_values=fv)
+  flags.DEFINE_bool(
+      "allow_unverified_checkpoints", False,
+      "Resume from a checkpoint that has no checksums to verify it against "
+      "(no manifest, none in its orbax metadata), with a warning; by default "
+      "it is moved to checkpoints/corrupt/ like a corrupt one.",
+      flag_values=fv)
   flags.DEFINE_bool("verbose", False, "Show the traceback of errors.",
                     flag_values=fv)
   flags.DEFINE_bool(
@@ -185,9 +194,10 @@ def _train(fv, stop, lock) -> int:
   try:
     if fv.eval_only:
       return _evaluate(fv.workdir)
-    result = train.train_and_evaluate(fv.config, fv.workdir,
-                                      allow_changes=fv.allow_changes,
-                                      stop=stop, held_lock=lock)
+    result = train.train_and_evaluate(
+        fv.config, fv.workdir, allow_changes=fv.allow_changes, stop=stop,
+        held_lock=lock,
+        allow_unverified_checkpoints=fv.allow_unverified_checkpoints)
   except user_errors as err:
     if fv.verbose:
       raise

@@ -5,19 +5,40 @@ The train state (params, BatchNorm statistics, optimizer state, step, rng) is
 one pytree saved with ``StandardSave``; the data position follows from the
 step, because the input pipeline is deterministic per (seed, epoch, step).
 
-Guarantees:
+Guarantees (each tested in ``tests/trainer/test_checkpointing.py``):
 
 * **atomic**: orbax writes each step into a temporary directory and renames
   it when complete; a save that fails (a full disk) raises
-  :class:`CheckpointError` at its own step, in one line, and removes its
-  temporary directory, so the previous checkpoints are all that is left;
-* **verified**: every save records each array's shape, dtype and sha256 in the
-  step's orbax metadata (``custom_metadata``, written within the same atomic
-  step); a restore recomputes them. A checkpoint that fails to restore or to
-  verify is moved to ``checkpoints/corrupt/<step>`` (never deleted) with one
-  warning line, and the next older one is tried;
+  :class:`CheckpointError` at its own step, in one line naming the cause
+  (and the path, where the error names one), and removes its temporary
+  directory and its manifest, so the previous checkpoints are all that is
+  left;
+* **verified**: before orbax writes a step, the step's manifest
+  ``checkpoint_manifests/<step>.json`` (in the workdir, beside
+  ``checkpoints/``, not inside the step) records each array's shape, dtype
+  and sha256, written atomically; a restore recomputes them. Manifests of
+  pruned steps are removed after each save, and ``copy_checkpoint`` copies
+  a step's manifest with it. A step's proof is its manifest, so deleting
+  the step's ``_CHECKPOINT_METADATA`` or damaging it proves nothing either
+  way. A checkpoint written before manifests is verified against the same
+  records in its orbax metadata (``custom_metadata``). A step with neither
+  is corrupt, unless ``allow_unverified`` (then it is restored with a
+  warning);
+* **no crash loop**: a step that cannot be used is moved to
+  ``checkpoints/corrupt/<step>`` (never deleted; its manifest removed) with
+  one warning line, and the next older one is tried: a damaged manifest,
+  no proof (no manifest, and orbax metadata that is missing, not JSON or
+  without records), recorded arrays of another layout while another step
+  has this run's layout, a symlink or a plain file at its path, a failed
+  restore, a checksum mismatch, NaN/Inf. When every step whose records can
+  be read has another layout (another model or optimizer), nothing is
+  moved: :class:`CheckpointError`, one line. A save moves a symlink or a
+  non-directory at its step's path aside first, with one warning;
 * **finite**: a state holding NaN/Inf is never saved (:class:`NonFiniteError`)
   and a restored one is treated as corrupt;
+* **quiet**: orbax's and TensorStore's log lines and tracebacks are held
+  back during its calls (:class:`_LibraryNoise`): a fallback past a step
+  with unparsable metadata prints its one warning and nothing else;
 * each step restores on its own: the item layout is fixed up front, not read
   from the newest step's files.
 """
@@ -27,12 +48,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
+import stat
 import sys
 import time
+from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -44,6 +68,9 @@ from remix_jax import guards
 ARRAYS_KEY = "remix_jax_arrays"
 #: Where checkpoints that fail verification are moved.
 CORRUPT_DIR = "corrupt"
+#: The folder of the workdir, beside ``checkpoints``, where each step's
+#: manifest (its per-array records) is written as ``<step>.json``.
+MANIFEST_DIR = "checkpoint_manifests"
 #: The suffix of the temporary directory orbax writes a step into.
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 
@@ -222,19 +249,38 @@ class _LibraryNoise:
     self._previous_hook(unraisable)
 
 
+class _Proof(NamedTuple):
+  """What a step's contents are verified against, read before restoring it.
+
+  Attributes:
+    records: ``{key path: [shape, dtype, sha256]}`` from the step's manifest
+      or, without one, its orbax metadata; ``None`` where there are none.
+    problem: why the step cannot be used, known before restoring it (a
+      symlink, a damaged manifest, no proof); ``None`` where it can be tried.
+  """
+  records: Optional[dict]
+  problem: Optional[str]
+
+
 class Checkpointer:
   """Saves the train state under ``workdir/checkpoints`` and restores it.
 
   Args:
     workdir: the run's directory.
     keep: how many of the newest checkpoints to keep.
-    primary: whether this process moves corrupt checkpoints aside (process 0
-      of a multi-process run).
+    primary: whether this process writes manifests and moves corrupt
+      checkpoints aside (process 0 of a multi-process run).
+    allow_unverified: restore a step that has no checksums to verify it
+      against (neither a manifest nor records in its orbax metadata), with
+      a warning, instead of treating it as corrupt.
   """
 
-  def __init__(self, workdir: str, keep: int = 2, *, primary: bool = True):
+  def __init__(self, workdir: str, keep: int = 2, *, primary: bool = True,
+               allow_unverified: bool = False):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self._manifests = os.path.join(os.path.abspath(workdir), MANIFEST_DIR)
     self._primary = primary
+    self._allow_unverified = allow_unverified
     # One unnamed item, declared up front: orbax would otherwise infer the
     # layout from the newest step's files, so that losing them made every
     # older step unrestorable too. The temporary directories of saves that a
@@ -252,11 +298,20 @@ class Checkpointer:
       self._noise.uninstall()
       raise
 
+  def _step_path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def _manifest_path(self, step: int) -> str:
+    return _manifest_path(self._manifests, step)
+
   def save(self, step: int, state) -> None:
     """Saves ``state`` as checkpoint ``step`` and waits until it is written.
 
     A step that already holds a checkpoint is kept (checkpoints are verified
-    when restored, and a corrupt one has been moved aside by then).
+    when restored, and a corrupt one has been moved aside by then). A
+    symlink or a non-directory at the step's path is moved to ``corrupt/``
+    first, with one warning naming what it was. The step's manifest is
+    written before orbax starts writing the step.
 
     Args:
       step: the training step, the checkpoint's name.
@@ -265,15 +320,23 @@ class Checkpointer:
     Raises:
       NonFiniteError: ``state`` holds NaN/Inf; nothing is written.
       CheckpointError: the checkpoint could not be written (one line with
-        the step, the cause, e.g. a full disk, and the checkpoint a re-run
-        resumes from); its temporary directory is removed.
+        the step, the cause, e.g. a full disk, the path where it is known,
+        and the checkpoint a re-run resumes from); its temporary directory
+        and its manifest are removed.
     """
-    if step in self._manager.all_steps():
+    occupant = _occupant(self._step_path(step))
+    if occupant is None and step in self._manager.all_steps():
       return
     if not bool(jax.device_get(guards.all_finite(state))):
       raise NonFiniteError(step)
     records = array_records(state)
+    if occupant is not None:
+      self._move_aside(step, occupant, then="writing the new one in its place")
     try:
+      if self._primary:
+        manifest = {"step": step, "arrays": records}
+        _write_atomically(self._manifest_path(step),
+                          json.dumps(manifest).encode())
       with self._noise.call():
         self._manager.save(step, args=ocp.args.StandardSave(state), force=True,
                            custom_metadata={ARRAYS_KEY: records})
@@ -286,14 +349,18 @@ class Checkpointer:
         self._manager.wait_until_finished()
     except Exception as err:  # pylint: disable=broad-except
       raise CheckpointError(self._write_failure(step, err)) from err
+    if self._primary:
+      self._prune_manifests()
 
   def _write_failure(self, step: int, err: BaseException) -> str:
-    """Removes the temporary directory of the failed save of ``step`` and
-    returns the one-line error."""
+    """Removes the temporary directory and the manifest of the failed save
+    of ``step`` and returns the one-line error."""
     if self._primary:
       for name in os.listdir(self.directory):
         if name.startswith(f"{step}{TMP_SUFFIX}"):
           _remove_settled(os.path.join(self.directory, name))
+      if not os.path.lexists(self._step_path(step)):
+        _remove_file(self._manifest_path(step))
     kept = [s for s in self._manager.all_steps() if s != step]
     if kept:
       then = (f"checkpoint {max(kept)} is intact: re-run to resume from it "
@@ -301,71 +368,152 @@ class Checkpointer:
     else:
       then = "no earlier checkpoint exists"
     return (f"checkpoint at step {step} could not be written: {_cause(err)} "
-            f"({self.directory}); {then}")
+            f"({_failed_path(err) or self.directory}); {then}")
+
+  def _prune_manifests(self) -> None:
+    """Removes the manifests of steps that no longer exist (pruned by orbax)
+    and the temporary files of manifests a killed run left."""
+    with contextlib.suppress(OSError):
+      for name in os.listdir(self._manifests):
+        match = _MANIFEST_NAME.fullmatch(name)
+        if match and (match.group(2) or not os.path.lexists(
+            self._step_path(int(match.group(1))))):
+          _remove_file(os.path.join(self._manifests, name))
 
   def restore_latest(self, abstract_state):
     """The newest good checkpoint as ``(step, state)``, or ``None``.
 
-    A checkpoint that fails to restore (truncated or corrupt files), whose
-    arrays do not match their recorded checksums, or that holds NaN/Inf is
-    moved to ``checkpoints/corrupt/<step>`` with one warning line, and the
-    previous one is tried.
+    A step that cannot be used, whatever the cause (see
+    :meth:`_restore_step`), is moved to ``checkpoints/corrupt/<step>`` with
+    one warning line, and the previous one is tried.
 
     Args:
       abstract_state: a pytree of ``jax.ShapeDtypeStruct`` with shardings
         (``jax.eval_shape`` of the initial state) that fixes the structure.
 
     Raises:
-      CheckpointError: a checkpoint's recorded arrays have another layout
-        than ``abstract_state`` (it was written by a different model or
-        optimizer); nothing is moved.
+      CheckpointError: every step whose records can be read has another
+        layout than ``abstract_state`` (it was written by a different model
+        or optimizer), nothing is moved; or a corrupt step could not be
+        moved aside.
     """
-    self._manager.reload()
+    self._reload()
     wanted = _layout(abstract_state)
-    for step in sorted(self._manager.all_steps(), reverse=True):
-      records = self._records(step)
-      if records is not None and _layout_of(records) != wanted:
-        raise CheckpointError(
-            f"checkpoint {step} in {self.directory} holds a train state of "
-            f"another layout than this config builds "
-            f"({_layout_diff(records, wanted)}); it belongs to a different "
-            "model or optimizer")
-      try:
-        with self._noise.call():
-          state = self._manager.restore(
-              step, args=ocp.args.StandardRestore(abstract_state))
-        problem = _verify(state, records)
-      except Exception as err:  # pylint: disable=broad-except
-        problem = f"it cannot be restored ({_cause(err)})"
+    proofs = {step: self._proof(step) for step in self._present_steps()}
+    _refuse_another_layout(self.directory, proofs, wanted)
+    for step in sorted(proofs, reverse=True):
+      state, problem = self._restore_step(step, proofs[step], abstract_state,
+                                          wanted)
       if problem is None:
-        if records is None:
-          logging.warning("checkpoint %d has no checksums (written before "
-                          "they were recorded); restored unverified", step)
         return step, state
       self._move_aside(step, problem)
     return None
 
-  def _records(self, step: int):
+  def _present_steps(self) -> list[int]:
+    """The steps named in the checkpoints directory, whatever is there (a
+    checkpoint, a symlink, a file)."""
+    names = os.listdir(self.directory) if os.path.isdir(self.directory) else []
+    return [int(name) for name in names
+            if name.isdigit() and str(int(name)) == name]
+
+  def _proof(self, step: int) -> _Proof:
+    """What ``step`` is verified against: its manifest, else the records in
+    its orbax metadata, else nothing (a problem unless unverified steps are
+    allowed)."""
+    occupant = _occupant(self._step_path(step))
+    if occupant is not None:
+      return _Proof(None, occupant)
+    manifest = self._manifest_path(step)
+    if os.path.lexists(manifest):
+      try:
+        return _Proof(_read_manifest(manifest, step), None)
+      except (OSError, ValueError) as err:
+        return _Proof(None, f"its manifest {manifest} cannot be read "
+                      f"({_first_line(err)})")
+    records = self._recorded(step)
+    if records is not None or self._allow_unverified:
+      return _Proof(records, None)
+    return _Proof(None, f"it has no checksums to verify it against "
+                  f"(neither {manifest} nor records in its orbax metadata); "
+                  "move it back and pass --allow_unverified_checkpoints to "
+                  "load it unverified")
+
+  def _records(self, step: int) -> Optional[dict]:
+    """The per-array records ``step`` is verified against, or ``None``."""
+    return self._proof(step).records
+
+  def _recorded(self, step: int) -> Optional[dict]:
+    """The well-formed per-array records in the orbax metadata of ``step``
+    (checkpoints written before manifests), or ``None``."""
     try:
       with self._noise.call():
         custom = self._manager.metadata(step).custom_metadata or {}
     except Exception:  # pylint: disable=broad-except
-      return None  # unreadable metadata: the restore below reports it
-    return custom.get(ARRAYS_KEY)
+      return None
+    records = custom.get(ARRAYS_KEY) if isinstance(custom, dict) else None
+    return records if _well_formed(records) else None
 
-  def _move_aside(self, step: int, problem: str) -> None:
-    target = os.path.join(self.directory, CORRUPT_DIR, str(step))
-    suffix = 1
-    while os.path.exists(target):
-      target = os.path.join(self.directory, CORRUPT_DIR, f"{step}.{suffix}")
+  def _restore_step(self, step: int, proof: _Proof, abstract_state,
+                    wanted: dict):
+    """Restores and verifies ``step``.
+
+    Returns:
+      ``(state, None)``, or ``(None, why the step cannot be used)``: a
+      problem of its proof, recorded arrays of another layout than
+      ``wanted``, a failed restore, a checksum mismatch or NaN/Inf.
+    """
+    if proof.problem is not None:
+      return None, proof.problem
+    records = proof.records
+    if records is not None and _layout_of(records) != wanted:
+      return None, ("its recorded arrays have another layout than this "
+                    f"config builds ({_layout_diff(records, wanted)})")
+    try:
+      with self._noise.call():
+        state = self._manager.restore(
+            step, args=ocp.args.StandardRestore(abstract_state))
+      problem = _verify(state, records)
+    except Exception as err:  # pylint: disable=broad-except
+      problem = f"it cannot be restored ({_cause(err)})"
+    if problem is not None:
+      return None, problem
+    if records is None:
+      logging.warning("checkpoint %d in %s has no checksums; restored "
+                      "unverified (unverified checkpoints are allowed)", step,
+                      self.directory)
+    return state, None
+
+  def _move_aside(self, step: int, problem: str,
+                  then: str = "falling back to the previous one") -> None:
+    """Moves what is at the path of ``step`` to ``corrupt/`` (the primary
+    process), removes its manifest and logs one warning.
+
+    Raises:
+      CheckpointError: it could not be moved (one line, with the cause).
+    """
+    folder = os.path.join(self.directory, CORRUPT_DIR)
+    target, suffix = os.path.join(folder, str(step)), 1
+    while os.path.lexists(target):
+      target = os.path.join(folder, f"{step}.{suffix}")
       suffix += 1
     if self._primary:
-      os.makedirs(os.path.dirname(target), exist_ok=True)
-      shutil.move(os.path.join(self.directory, str(step)), target)
+      try:
+        os.makedirs(folder, exist_ok=True)
+        os.rename(self._step_path(step), target)
+      except OSError as err:
+        raise CheckpointError(
+            f"checkpoint {step} in {self.directory} is corrupt: {problem}; "
+            f"it could not be moved to {target}: {_cause(err)} "
+            f"({_failed_path(err) or folder})") from err
+      _remove_file(self._manifest_path(step))
     logging.warning("checkpoint %d in %s is corrupt: %s; moved it to %s and "
-                    "falling back to the previous one", step, self.directory,
-                    problem, target)
-    self._manager.reload()
+                    "%s", step, self.directory, problem, target, then)
+    self._reload()
+
+  def _reload(self) -> None:
+    """Re-reads orbax's list of steps (its log lines held back)."""
+    with self._noise.call():
+      self._manager.reload()
 
   def all_steps(self):
     return sorted(self._manager.all_steps())
@@ -430,6 +578,118 @@ def _verify(state, records) -> str | None:
   return None
 
 
+def _refuse_another_layout(directory: str, proofs: dict, wanted: dict) -> None:
+  """Raises when every step with readable records has another layout than
+  ``wanted`` (and one has): the checkpoints belong to another model, and
+  none of them is moved.
+
+  Args:
+    directory: the checkpoints directory (for the message).
+    proofs: ``{step: _Proof}`` of every step present.
+    wanted: the layout the run builds (:func:`_layout`).
+
+  Raises:
+    CheckpointError: one line naming the newest such step and its first
+      differing array.
+  """
+  readable = {step: proof.records for step, proof in proofs.items()
+              if proof.records is not None}
+  if not readable or any(_layout_of(records) == wanted
+                         for records in readable.values()):
+    return
+  step = max(readable)
+  raise CheckpointError(
+      f"checkpoint {step} in {directory} holds a train state of another "
+      f"layout than this config builds "
+      f"({_layout_diff(readable[step], wanted)}); it belongs to a different "
+      "model or optimizer")
+
+
+def _occupant(path: str) -> Optional[str]:
+  """What occupies a step's ``path`` instead of a checkpoint directory, as a
+  problem (``it is a symlink to …``), or ``None`` (a directory, or
+  nothing)."""
+  if os.path.islink(path):
+    return (f"it is a symlink (to {os.readlink(path)}), not a checkpoint "
+            "directory")
+  try:
+    mode = os.lstat(path).st_mode
+  except FileNotFoundError:
+    return None
+  if stat.S_ISDIR(mode):
+    return None
+  what = "a plain file" if stat.S_ISREG(mode) else "not a directory"
+  return f"it is {what}, not a checkpoint directory"
+
+
+# A step's manifest, or the temporary file it is written to.
+_MANIFEST_NAME = re.compile(r"(\d+)\.json(\.tmp-\d+)?")
+
+
+def _manifest_path(folder: str, step: int) -> str:
+  """The manifest of ``step`` in the manifests ``folder``."""
+  return os.path.join(folder, f"{step}.json")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+  """Writes ``data`` to a temporary file beside ``path``, flushed to disk,
+  and renames it to ``path`` (creating its folder)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    _remove_file(tmp)
+    raise
+
+
+def _remove_file(path: str) -> None:
+  with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    os.remove(path)
+
+
+def _read_manifest(path: str, step: int) -> dict:
+  """The per-array records of the manifest ``path`` of ``step``.
+
+  Raises:
+    OSError: it cannot be read.
+    ValueError: it is not JSON, or not a well-formed manifest of ``step``.
+  """
+  with open(path, "rb") as f:
+    manifest = json.loads(f.read())
+  if not isinstance(manifest, dict) or manifest.get("step") != step:
+    raise ValueError(f"not the manifest of step {step}")
+  if not _well_formed(manifest.get("arrays")):
+    raise ValueError("its records are not well formed")
+  return manifest["arrays"]
+
+
+def _well_formed(records) -> bool:
+  """Whether ``records`` look like :func:`array_records`' output."""
+  return isinstance(records, dict) and all(
+      isinstance(record, list) and len(record) == 3
+      and isinstance(record[0], list)
+      and all(isinstance(n, int) for n in record[0])
+      and isinstance(record[1], str) and isinstance(record[2], str)
+      for record in records.values())
+
+
+def _failed_path(err: BaseException) -> Optional[str]:
+  """The file named by the first operating system error in the chain of
+  ``err``, or ``None``."""
+  seen = []
+  while err is not None and err not in seen:
+    seen.append(err)
+    if isinstance(err, OSError) and err.filename:
+      return os.fsdecode(err.filename)
+    err = err.__cause__ or err.__context__
+  return None
+
+
 def abstract_like(tree):
   """``ShapeDtypeStruct`` (with sharding) for every array leaf of ``tree``."""
   return jax.tree.map(
@@ -451,12 +711,14 @@ def saved_steps(workdir: str) -> list[int]:
 
 
 def copy_checkpoint(src_workdir: str, step: int, dst_workdir: str) -> str:
-  """Copies checkpoint ``step`` of ``src_workdir`` into ``dst_workdir``, which
-  must hold no checkpoint yet (a run branched from another run's state).
+  """Copies checkpoint ``step`` of ``src_workdir``, with its manifest, into
+  ``dst_workdir``, which must hold no checkpoint yet (a run branched from
+  another run's state).
 
-  The copy is written beside its destination and renamed when complete, so a
-  crash leaves no partial step; its contents are verified when restored, as
-  any checkpoint's.
+  The manifest is copied first and the step is written beside its
+  destination and renamed when complete, so a crash leaves no partial step
+  and no step without its manifest; its contents are verified when
+  restored, as any checkpoint's.
 
   Returns:
     The copied step's directory.
@@ -474,6 +736,12 @@ def copy_checkpoint(src_workdir: str, step: int, dst_workdir: str) -> str:
                      f"{saved_steps(dst_workdir)}; branch into a new workdir")
   directory = os.path.join(dst_workdir, "checkpoints")
   os.makedirs(directory, exist_ok=True)
+  manifest = _manifest_path(os.path.join(src_workdir, MANIFEST_DIR), step)
+  if os.path.exists(manifest):
+    with open(manifest, "rb") as f:
+      _write_atomically(
+          _manifest_path(os.path.join(dst_workdir, MANIFEST_DIR), step),
+          f.read())
   dst = os.path.join(directory, str(step))
   tmp = f"{dst}.copy-tmp-{os.getpid()}"
   shutil.rmtree(tmp, ignore_errors=True)

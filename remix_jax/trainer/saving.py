@@ -21,13 +21,17 @@ class RunSaver:
     primary: this is process 0 (it writes the record).
     replace_record: the workdir held no checkpoint: a record there belongs
       to a run that saved nothing and is replaced.
+    allow_unverified: restore checkpoints that have no checksums
+      (:class:`remix_jax.trainer.checkpointing.Checkpointer`).
   """
 
   def __init__(self, workdir: str, config, *, changes: dict,
                key_derivation: str, keep: int, every: int, primary: bool,
-               replace_record: bool = False):
-    self.checkpointer = checkpointing.Checkpointer(workdir, keep=keep,
-                                                   primary=primary)
+               replace_record: bool = False,
+               allow_unverified: bool = False):
+    self.checkpointer = checkpointing.Checkpointer(
+        workdir, keep=keep, primary=primary,
+        allow_unverified=allow_unverified)
     self.workdir, self.config, self.changes = workdir, config, changes
     self.key_derivation, self.every, self.primary = (
         key_derivation, every, primary)

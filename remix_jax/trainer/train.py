@@ -47,7 +47,8 @@ def _stop_message(problem: str, kept_steps) -> str:
 def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                        stop_at_epoch: Optional[int] = None,
                        stop: Optional[interrupt.StopRequest] = None,
-                       held_lock: Optional[workdir_lib.Lock] = None) -> dict:
+                       held_lock: Optional[workdir_lib.Lock] = None,
+                       allow_unverified_checkpoints: bool = False) -> dict:
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
@@ -80,6 +81,10 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     held_lock: the workdir's lock when the caller took it (``main.py``
       takes it before its slow imports); ``None``: it is taken here (by
       process 0) and released on return.
+    allow_unverified_checkpoints: resume from a checkpoint that has no
+      checksums to verify it against (neither a manifest nor records in its
+      orbax metadata), with a warning; by default such a checkpoint is
+      moved to ``checkpoints/corrupt/`` like a corrupt one.
 
   Returns:
     The final test metrics: ``top1``, ``top5``, ``per_class``, ``many``,
@@ -91,7 +96,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     workdir.WorkdirError: the workdir is not writable or in use.
     FloatingPointError: a non-finite loss or train state (nothing non-finite
       is saved).
-    checkpointing.CheckpointError: a checkpoint could not be written.
+    checkpointing.CheckpointError: a checkpoint could not be written, or
+      every checkpoint in ``workdir`` belongs to another model or
+      optimizer.
   """
   start = time.monotonic()
   process_setup.configure_process()
@@ -120,7 +127,8 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                                  has_checkpoints=has_checkpoints)
       result = _run(config, workdir, stop, primary=primary, changes=changes,
                     stop_at_epoch=stop_at_epoch,
-                    replace_record=not has_checkpoints)
+                    replace_record=not has_checkpoints,
+                    allow_unverified=allow_unverified_checkpoints)
       if "top1" in result and primary:
         logging.info(report.where_line(workdir, time.monotonic() - start))
       return result
@@ -151,7 +159,7 @@ def _data(config, mesh):
 
 def _run(config, workdir: str, stop: interrupt.StopRequest, *,
          primary: bool, changes: dict, stop_at_epoch: Optional[int],
-         replace_record: bool) -> dict:
+         replace_record: bool, allow_unverified: bool) -> dict:
   """Builds the run, restores its newest checkpoint and trains it (the
   workdir checked and locked)."""
   mesh = config_lib.make_mesh(config)
@@ -167,7 +175,8 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
                           key_derivation=build.KEY_DERIVATION,
                           keep=config.keep_checkpoints,
                           every=config.checkpoint_every_epochs,
-                          primary=primary, replace_record=replace_record)
+                          primary=primary, replace_record=replace_record,
+                          allow_unverified=allow_unverified)
   with contextlib.closing(saver):
     state, restored = saver.restore(state)
     step = int(jax.device_get(state.step))

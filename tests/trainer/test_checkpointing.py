@@ -3,9 +3,12 @@ a failed write reported at its step."""
 
 import contextlib
 import errno
+import json
 import logging
 import os
+import pathlib
 import resource
+import shutil
 import signal
 import threading
 import time
@@ -226,12 +229,11 @@ def _raised_in(filename: str):
     return err
 
 
-def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure(
-    monkeypatch):
+def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure():
   passed = []
-  hook = checkpointing._ignoring_closed_loop(passed.append)
-  monkeypatch.setattr(checkpointing._Noise, "failed", False)
-  monkeypatch.setattr(checkpointing._Noise, "depth", 0)
+  noise = checkpointing._LibraryNoise()  # pylint: disable=protected-access
+  noise._previous_hook = passed.append  # pylint: disable=protected-access
+  hook = noise._hook  # pylint: disable=protected-access
 
   def unraisable(err):
     return types.SimpleNamespace(exc_type=type(err), exc_value=err,
@@ -241,7 +243,223 @@ def test_abandoned_orbax_coroutines_are_dropped_only_after_a_failure(
   library = unraisable(_raised_in("/site-packages/orbax/checkpoint/x.py"))
   own = unraisable(_raised_in("/home/user/train.py"))
   hook(library)  # no failure yet: reported
-  checkpointing._Noise.failed = True
+  noise.failed = True
   hook(library)
   hook(own)
   assert passed == [library, own]
+
+
+def _only_warning(caplog) -> str:
+  """The one WARNING-or-worse record of ``caplog``, a single line."""
+  warnings = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING]
+  assert len(warnings) == 1, warnings
+  assert "\n" not in warnings[0]
+  return warnings[0]
+
+
+def _save_the_old_way(tmp_path, steps=(1, 2)):
+  """Checkpoints as written before manifests: the records in orbax's
+  ``custom_metadata`` only."""
+  manager = ocp.CheckpointManager(
+      str(tmp_path / "checkpoints"),
+      item_handlers=ocp.StandardCheckpointHandler())
+  for s in steps:
+    state = _state(float(s))
+    manager.save(s, args=ocp.args.StandardSave(state), custom_metadata={
+        checkpointing.ARRAYS_KEY: checkpointing.array_records(state)})
+    manager.wait_until_finished()
+  manager.close()
+  assert not (tmp_path / checkpointing.MANIFEST_DIR).exists()
+
+
+def _restore(tmp_path, **kwargs):
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=5, **kwargs)
+  try:
+    return ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  finally:
+    ckpt.close()
+
+
+def test_deleted_metadata_and_flipped_bits_are_detected(tmp_path, caplog):
+  _saved(tmp_path).close()
+  step_dir = tmp_path / "checkpoints" / "2"
+  (step_dir / "_CHECKPOINT_METADATA").unlink()
+  _flip(_largest_data_file(step_dir / "default"))
+  with caplog.at_level(logging.INFO):
+    step, state = _restore(tmp_path)
+  assert step == 1
+  np.testing.assert_array_equal(state["b"], np.arange(8))
+  assert "['w'] does not match its sha256" in _only_warning(caplog)
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+  assert not (tmp_path / checkpointing.MANIFEST_DIR / "2.json").exists()
+  assert "Metadata file" not in caplog.text
+
+
+def test_a_checkpoint_without_checksums_is_refused_unless_allowed(
+    tmp_path, caplog):
+  for name in ("flipped", "intact"):
+    _saved(tmp_path / name).close()
+    (tmp_path / name / checkpointing.MANIFEST_DIR / "2.json").unlink()
+    (tmp_path / name / "checkpoints" / "2" / "_CHECKPOINT_METADATA").unlink()
+  _flip(_largest_data_file(
+      tmp_path / "flipped" / "checkpoints" / "2" / "default"))
+  with caplog.at_level(logging.INFO):
+    assert _restore(tmp_path / "flipped")[0] == 1
+  assert "it has no checksums to verify it against" in _only_warning(caplog)
+  assert (tmp_path / "flipped" / "checkpoints" / "corrupt" / "2").is_dir()
+  caplog.clear()
+  with caplog.at_level(logging.INFO):
+    step, state = _restore(tmp_path / "intact", allow_unverified=True)
+  assert step == 2 and "restored unverified" in _only_warning(caplog)
+  np.testing.assert_array_equal(state["b"], np.arange(8) * 2.0)
+
+
+def test_a_checkpoint_written_before_manifests_restores_verified(
+    tmp_path, caplog):
+  _save_the_old_way(tmp_path)
+  with caplog.at_level(logging.WARNING):
+    step, state = _restore(tmp_path)
+  assert step == 2 and not caplog.records
+  np.testing.assert_array_equal(state["b"], np.arange(8) * 2.0)
+  _flip(_largest_data_file(tmp_path / "checkpoints" / "2" / "default"))
+  with caplog.at_level(logging.WARNING):
+    assert _restore(tmp_path)[0] == 1
+  assert "does not match its sha256" in _only_warning(caplog)
+
+
+def _flip_shape(path):
+  """``['w']``'s recorded shape [64, 64] becomes [54, 64] in ``path``."""
+  text = path.read_text()
+  assert text.count("[[64, 64]") == 1
+  path.write_text(text.replace("[[64, 64]", "[[54, 64]"))
+
+
+@pytest.mark.parametrize("where", ["metadata", "manifest"])
+def test_a_flipped_shape_in_the_newest_records_falls_back(
+    tmp_path, caplog, where):
+  if where == "metadata":
+    _save_the_old_way(tmp_path)
+    records = tmp_path / "checkpoints" / "{}" / "_CHECKPOINT_METADATA"
+  else:
+    _saved(tmp_path).close()
+    records = tmp_path / checkpointing.MANIFEST_DIR / "{}.json"
+  _flip_shape(pathlib.Path(str(records).format(2)))
+  with caplog.at_level(logging.INFO):
+    assert _restore(tmp_path)[0] == 1
+  assert "another layout than this config builds" in _only_warning(caplog)
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
+  # When every step has another layout, the run stops and nothing moves.
+  _flip_shape(pathlib.Path(str(records).format(1)))
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"^checkpoint 1 .* another layout .* different "
+                     r"model or optimizer$"):
+    _restore(tmp_path)
+  assert (tmp_path / "checkpoints" / "1").is_dir()
+
+
+@pytest.mark.parametrize("what", ["symlink", "file"])
+def test_a_symlink_or_a_file_at_a_step_path_is_moved_aside(
+    tmp_path, caplog, what):
+  ckpt = _saved(tmp_path)
+  checkpoints = tmp_path / "checkpoints"
+
+  def occupy(step):
+    path = checkpoints / str(step)
+    if path.is_dir():
+      shutil.rmtree(path)
+    if what == "symlink":
+      path.symlink_to(path)  # to itself
+    else:
+      path.write_text("not a checkpoint")
+
+  occupy(2)
+  with caplog.at_level(logging.INFO):
+    step, _ = ckpt.restore_latest(checkpointing.abstract_like(_state()))
+  assert step == 1
+  expected = "a symlink" if what == "symlink" else "a plain file"
+  assert expected in _only_warning(caplog)
+  assert os.path.lexists(checkpoints / "corrupt" / "2")
+  ckpt.save(2, _state(2.0))
+  occupy(3)  # found by a save, not by a restore
+  caplog.clear()
+  with caplog.at_level(logging.INFO):
+    ckpt.save(3, _state(3.0))
+  assert expected in _only_warning(caplog)
+  assert os.path.lexists(checkpoints / "corrupt" / "3")
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    assert ckpt.restore_latest(
+        checkpointing.abstract_like(_state()))[0] == 3
+  assert not caplog.records and ckpt.all_steps() == [1, 2, 3]
+  ckpt.close()
+
+
+def test_a_save_names_the_path_it_cannot_write(tmp_path):
+  ckpt = _saved(tmp_path)
+  manifests = tmp_path / checkpointing.MANIFEST_DIR
+  shutil.rmtree(manifests)
+  manifests.write_text("in the way")
+  with pytest.raises(checkpointing.CheckpointError) as err:
+    ckpt.save(3, _state(3.0))
+  assert str(err.value) == (
+      f"checkpoint at step 3 could not be written: [Errno {errno.EEXIST}] "
+      f"{os.strerror(errno.EEXIST)} ({manifests}); checkpoint 2 is intact: "
+      "re-run to resume from it once the cause is fixed")
+  assert ckpt.all_steps() == [1, 2]
+  ckpt.close()
+
+
+def test_manifests_follow_their_steps(tmp_path):
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=2)
+  for s in (1, 2, 3):
+    ckpt.save(s, _state(float(s)))
+  manifests = tmp_path / checkpointing.MANIFEST_DIR
+  assert sorted(os.listdir(manifests)) == ["2.json", "3.json"]  # 1 pruned
+  assert json.loads((manifests / "3.json").read_text()) == {
+      "step": 3, "arrays": checkpointing.array_records(_state(3.0))}
+  data = _largest_data_file(tmp_path / "checkpoints" / "3" / "default")
+  with _file_size_limit(os.path.getsize(data) // 2):
+    with pytest.raises(checkpointing.CheckpointError, match="step 4"):
+      ckpt.save(4, _state(4.0))
+  assert sorted(os.listdir(manifests)) == ["2.json", "3.json"]
+  ckpt.close()
+
+
+def test_copy_checkpoint_carries_the_manifest(tmp_path):
+  src, dst = tmp_path / "src", tmp_path / "dst"
+  _saved(src).close()
+  checkpointing.copy_checkpoint(str(src), 2, str(dst))
+  name = os.path.join(checkpointing.MANIFEST_DIR, "2.json")
+  assert (dst / name).read_bytes() == (src / name).read_bytes()
+  # The copy is verified against it: losing its metadata proves nothing.
+  (dst / "checkpoints" / "2" / "_CHECKPOINT_METADATA").unlink()
+  _flip(_largest_data_file(dst / "checkpoints" / "2" / "default"))
+  assert _restore(dst) is None
+  assert (dst / "checkpoints" / "corrupt" / "2").is_dir()
+
+
+def test_orbax_says_nothing_during_a_fallback(tmp_path, caplog, capfd):
+  _save_the_old_way(tmp_path)
+  (tmp_path / "checkpoints" / "2" / "_CHECKPOINT_METADATA").write_text(
+      '{"custom_metadata": {"remix_jax_arrays": {"[\'w\']": [[6')
+  with caplog.at_level(logging.DEBUG):
+    assert _restore(tmp_path)[0] == 1
+  assert "no checksums" in _only_warning(caplog)
+  out, err = capfd.readouterr()
+  assert "json parse" not in caplog.text + out + err
+
+
+def test_a_damaged_manifest_falls_back_and_damaged_metadata_does_not(
+    tmp_path, caplog):
+  _saved(tmp_path).close()
+  manifest = tmp_path / checkpointing.MANIFEST_DIR / "2.json"
+  manifest.write_bytes(manifest.read_bytes()[:50])
+  (tmp_path / "checkpoints" / "1" / "_CHECKPOINT_METADATA").write_text("{")
+  with caplog.at_level(logging.INFO):
+    step, state = _restore(tmp_path)
+  # Step 1 is verified against its manifest; its metadata is not needed.
+  assert step == 1
+  np.testing.assert_array_equal(state["b"], np.arange(8))
+  assert "its manifest" in _only_warning(caplog)
+  assert (tmp_path / "checkpoints" / "corrupt" / "2").is_dir()
