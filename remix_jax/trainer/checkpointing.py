@@ -401,6 +401,7 @@ class Checkpointer:
     wanted = _layout(abstract_state)
     proofs = {step: self._proof(step) for step in self._present_steps()}
     _refuse_another_layout(self.directory, proofs, wanted)
+    _refuse_all_unproven(self.directory, proofs)
     for step in sorted(proofs, reverse=True):
       state, problem = self._restore_step(step, proofs[step], abstract_state,
                                           wanted)
@@ -433,7 +434,7 @@ class Checkpointer:
     records = self._recorded(step)
     if records is not None or self._allow_unverified:
       return _Proof(records, None)
-    return _Proof(None, f"it has no checksums to verify it against "
+    return _Proof(None, f"{_NO_CHECKSUMS} "
                   f"(neither {manifest} nor records in its orbax metadata); "
                   "move it back and pass --allow_unverified_checkpoints to "
                   "load it unverified")
@@ -576,6 +577,28 @@ def _verify(state, records) -> str | None:
     if record[2] != records[key][2]:
       return f"{key} does not match its sha256"
   return None
+
+
+#: The start of a step's problem when it has no checksums at all.
+_NO_CHECKSUMS = "it has no checksums to verify it against"
+
+
+def _refuse_all_unproven(directory: str, proofs: dict) -> None:
+  """Raises when no step present has checksums to verify it against (and
+  unverified loading is off): moving them all aside would quarantine the
+  workdir's whole history, so nothing is moved and the run stops.
+
+  Raises:
+    CheckpointError: one line naming the directory and the flag.
+  """
+  if proofs and all(proof.records is None and proof.problem is not None
+                    and proof.problem.startswith(_NO_CHECKSUMS)
+                    for proof in proofs.values()):
+    raise CheckpointError(
+        f"no checkpoint in {directory} has checksums to verify it against "
+        "(no manifest, no records in its orbax metadata); nothing was moved: "
+        "pass --allow_unverified_checkpoints to resume from the newest "
+        "unverified, or use a new --workdir")
 
 
 def _refuse_another_layout(directory: str, proofs: dict, wanted: dict) -> None:

@@ -315,6 +315,20 @@ def test_a_checkpoint_without_checksums_is_refused_unless_allowed(
   np.testing.assert_array_equal(state["b"], np.arange(8) * 2.0)
 
 
+def test_no_step_with_checksums_stops_and_moves_nothing(tmp_path):
+  _saved(tmp_path).close()
+  for step in ("1", "2"):
+    (tmp_path / checkpointing.MANIFEST_DIR / f"{step}.json").unlink()
+    (tmp_path / "checkpoints" / step / "_CHECKPOINT_METADATA").unlink()
+  with pytest.raises(checkpointing.CheckpointError,
+                     match="no checkpoint in .* has checksums to verify it "
+                     "against .*nothing was moved: pass "
+                     "--allow_unverified_checkpoints"):
+    _restore(tmp_path)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+  assert _restore(tmp_path, allow_unverified=True)[0] == 2
+
+
 def test_a_checkpoint_written_before_manifests_restores_verified(
     tmp_path, caplog):
   _save_the_old_way(tmp_path)
