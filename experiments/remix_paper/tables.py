@@ -54,7 +54,9 @@ def method_label(method: str) -> str:
   return METHOD_LABELS.get(method, method)
 
 
-# --- The paper's top-1 accuracy (remix.md §3) -------------------------------
+# --- The paper's top-1 accuracy --------------------------------------------
+# Chou et al., "Remix: Rebalanced Mixup", ECCV 2020 Workshops
+# (arXiv:2007.03943), Tables 1, 2 and 5.
 
 _CIFAR_COLUMNS = tuple((dataset, profile, rho)
                        for dataset in ("cifar10", "cifar100")
