@@ -38,7 +38,7 @@ bounded amount (see :func:`follow_ratio`). Steps 5 and 6 are unchanged.
 
 This module holds the pure functions; the NNX heads and the wrapper model
 (``UncertaintyHead``, ``SimilarityHead``, ``SUMixModel``) are in
-:mod:`remix_jax.models.sumix_heads` and re-exported here.
+:mod:`remix_jax.models.sumix_heads`.
 """
 
 from __future__ import annotations

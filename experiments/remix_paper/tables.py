@@ -34,7 +34,7 @@ _SUMIX_NOTE = (
     "saturates and gives the majority label to the smaller image of the mix "
     "for about half the samples, whatever the pasted area (`python "
     "experiments/sumix/direction.py`), so these rows measure the released "
-    "rule, not a ratio that follows the mix; see the README's SUMix section.")
+    "rule, not a ratio that follows the mix; see docs/sumix.md.")
 
 #: A note printed under a table that has the method (why its row reads as
 #: it does).
