@@ -10,11 +10,11 @@ gradient (``dx``) and its kernel gradient (``dw``) computed with
 XLA's own), then, where the native extension is built, the same passes on
 oneDNN (:mod:`remix_jax.models.onednn`; ``onednn dx+dw`` is both gradients
 in one jitted program, as in a train step). ``--alternatives`` also times
-formulations that were tried and rejected (BENCHMARKS.md): the forward as
-im2col + one dot and as nine shifted dots, and the kernel gradient as one
-im2col dot and as a ``lax.scan`` over chunks. With torch installed, the
-same layer in PyTorch eager ``channels_last`` (forward, and forward +
-backward) is the reference.
+formulations that were tried and rejected (docs/dev/performance_log.md):
+the forward as im2col + one dot and as nine shifted dots, and the kernel
+gradient as one im2col dot and as a ``lax.scan`` over chunks. With torch
+installed, the same layer in PyTorch eager ``channels_last`` (forward, and
+forward + backward) is the reference.
 """
 
 import argparse

@@ -28,8 +28,8 @@ def get_config(arg=None):
   fields["data_dir"] = ml_collections.config_dict.placeholder(str)
   c.data = ml_collections.ConfigDict(fields)
 
-  # Model (remix_jax.models.MODELS).
-  c.model = "resnet32"
+  # Model.
+  c.model = "resnet32"  # remix_jax.models.MODELS: resnet32, resnet18, ...
   c.normalized_classifier = _method_field(bool)  # cosine classifier (LDAM)
   c.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay f32)
   # Batch chunks of each conv's kernel gradient (same gradient; faster on
@@ -43,9 +43,10 @@ def get_config(arg=None):
   c.conv_impl = "auto"
 
   # Method: a name from remix_jax.trainer.methods.METHODS. The method's fields
-  # (marked "method" below) stay None here; the trainer fills them from the
-  # method when it starts, and a value set explicitly must agree with it.
-  c.method = "erm"
+  # (those built with _method_field) stay None here; the trainer fills them
+  # from the method when it starts, and a value set explicitly must agree
+  # with it.
+  c.method = "erm"  # erm | mixup | remix | remix_drw | cutmix_sumix | ...
   c.mixer = _method_field(str)  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup
   c.mix_alpha = 1.0  # Beta(α, α); Remix uses 1.0 on CIFAR/CINIC, 0.4 on iNat
   c.mix_per_sample = False  # one λ per sample instead of one per batch
@@ -57,7 +58,7 @@ def get_config(arg=None):
   # SUMix (Qin et al. 2024; remix_jax/sumix.py): a second, clean forward pass,
   # the mix ratio recomputed from the predictions, an uncertainty regularizer.
   c.sumix = ml_collections.ConfigDict()
-  c.sumix.enabled = _method_field(bool)
+  c.sumix.enabled = _method_field(bool)  # clean + mixed pass, SUMix loss
   c.sumix.gamma = 0.5  # weight of the uncertainty regularizer (1.0 Tiny-ImageNet)
   c.sumix.scale = 0.0  # s; 0 = the per-device batch size, as released
   c.sumix.learn_scale = False  # extension: learn log s (trained through R only)
@@ -72,7 +73,7 @@ def get_config(arg=None):
   c.loss = _method_field(str)  # ce | ldam | focal
   c.ldam_max_margin = 0.5  # LDAM: largest class margin (0.3 on iNat)
   c.ldam_scale = 30.0  # LDAM: logit scale s
-  c.focal_gamma = 1.0
+  c.focal_gamma = 1.0  # γ of the focal loss
   c.reweight = _method_field(str)  # none | rw (class-balanced weights) | drw (deferred)
   c.resample = _method_field(str)  # none | rs (class-balanced sampling) | drs (deferred)
   c.rebalance_epoch = 160  # epoch (from 0) where DRW/DRS switch on
@@ -82,29 +83,29 @@ def get_config(arg=None):
 
   # Optimisation: SGD with momentum, LDAM's schedule.
   c.batch_size = 128  # global batch, split over all devices and processes
-  c.eval_batch_size = 500
-  c.learning_rate = 0.1
-  c.momentum = 0.9
-  c.nesterov = False
+  c.eval_batch_size = 500  # global; the last batch is padded and masked
+  c.learning_rate = 0.1  # base lr, reached at the end of the warm-up
+  c.momentum = 0.9  # SGD momentum (0 = plain SGD)
+  c.nesterov = False  # Nesterov momentum
   c.weight_decay = 2e-4  # L2 added to the gradient, as torch.optim.SGD
   c.schedule = "step"  # step | cosine
-  c.num_epochs = 200
+  c.num_epochs = 200  # training length
   c.warmup_epochs = 5.0  # stepwise linear warm-up over this many epochs
   c.warmup_stages = 5  # ... in this many equal stages
   c.lr_boundaries = (160.0, 180.0)  # epochs (from 0) where the lr changes
   c.lr_scales = (0.01, 0.0001)  # lr = learning_rate * scale from each boundary
 
   # Evaluation, checkpoints, logging.
-  c.eval_every_epochs = 10
-  c.checkpoint_every_epochs = 10
+  c.eval_every_epochs = 10  # test-set evaluation cadence (and at the end)
+  c.checkpoint_every_epochs = 10  # checkpoint cadence (and at the end)
   c.keep_checkpoints = 2  # the newest N checkpoints are kept
-  c.log_every_steps = 50
-  c.progress_bar = True
+  c.log_every_steps = 50  # TensorBoard scalars and the loss check, every N
+  c.progress_bar = True  # epoch, loss, img/s and ETA on the console
 
   # Devices and processes.
   c.num_devices = 0  # devices per process to use; 0 = all
   c.distributed = ml_collections.ConfigDict()
   c.distributed.coordinator_address = ""  # e.g. "10.0.0.1:1234"; "" = single process
-  c.distributed.num_processes = 1
-  c.distributed.process_id = 0
+  c.distributed.num_processes = 1  # processes (hosts) in the run
+  c.distributed.process_id = 0  # this process; 0 is the coordinator
   return c

@@ -14,10 +14,12 @@ Arguments after ``:`` (comma-separated ``key=value``):
   sumix     true (default) | false: the base mixer alone, same recipe
   seed      model/mixing seed (default 0)
 
-Recipes (sumix.md §1e): SGD momentum 0.9, cosine to 0, no warm-up; CIFAR-100
-batch 100, lr 0.1, wd 1e-4, α 0.2 (ResizeMix α 1: τ ~ U(0.1, 0.8)), γ 0.5;
-Tiny-ImageNet lr 0.2, γ 1.0; ImageNet 4×64 = 256, lr 0.1, wd 1e-4, Mixup α 1,
-``is_norm=False``. SUMix's scale s is the per-device batch size.
+Recipes (the configs released with Qin et al., "SUMix: Mixup with Semantic
+and Uncertain Information", ECCV 2024, arXiv:2407.07805): SGD momentum 0.9,
+cosine to 0, no warm-up; CIFAR-100 batch 100, lr 0.1, wd 1e-4, α 0.2
+(ResizeMix α 1: τ ~ U(0.1, 0.8)), γ 0.5; Tiny-ImageNet lr 0.2, γ 1.0;
+ImageNet 4×64 = 256, lr 0.1, wd 1e-4, Mixup α 1, ``is_norm=False``. SUMix's
+scale s is the per-device batch size.
 """
 
 from configs import args

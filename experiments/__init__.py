@@ -1,2 +1,2 @@
 """Experiments built on remix_jax: the paper reproductions and the studies
-behind the README's results (not part of the installed library)."""
+behind the published results (``results/``, ``docs/``) (not part of the installed library)."""

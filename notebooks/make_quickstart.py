@@ -198,8 +198,8 @@ display(Image(per_class_png))"""
 NEXT_MD = """\
 ## Where to go next
 
-- **CIFAR-10-LT** (prepare CIFAR-10 with tfds on a machine with internet, see
-  the README's "Run on GPU / TPU / Colab"):
+- **CIFAR-10-LT** (tfds downloads CIFAR-10 on first use; to prepare it for
+  an offline machine, see `docs/datasets.md`):
   ```bash
   python main.py --workdir runs/c10_remix_drw \\
     --config configs/cifar_lt.py:dataset=cifar10,rho=100,profile=exp,method=remix_drw

@@ -8,7 +8,8 @@ part that reads a config) are imported explicitly.
 Importing the package or any of its modules sets no environment variable
 and no JAX or XLA option. The trainer sets the project's XLA:CPU flags and
 allocator options when it starts (:mod:`remix_jax.trainer.process_setup`);
-your own program can call ``remix_jax.trainer.process_setup.configure()``
+your own program can call
+``remix_jax.trainer.process_setup.configure_process()``
 before its first JAX computation to get the same.
 """
 

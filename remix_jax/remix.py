@@ -4,8 +4,7 @@ dominates gets the minority label.
 :func:`remix_lambda` is Eq. 10 of the paper; :func:`remix_rule` binds it to
 the training-set class counts as a :data:`~remix_jax.label_rules.LabelRule`,
 so it composes with every input mixer. The generic rules (``plain``, the
-lookup by name) are in :mod:`remix_jax.label_rules`, and stay importable
-from here.
+lookup by name) are in :mod:`remix_jax.label_rules`.
 
 Reference:
   H.-P. Chou et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020.

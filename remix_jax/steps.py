@@ -2,7 +2,7 @@
 
 ``make_train_step(objective, graphdef, tx, learning_rate_fn, mesh)`` builds
 ONE pure function of ``(state, images, labels)``, jitted once over
-``jax.shard_map`` on the ``('data',)`` mesh. On each device, for its shard:
+``jax.shard_map`` on the ``('data',)`` mesh. On each device, for its shard::
 
     key = fold_in(fold_in(state.rng, step), device index)
     (loss, (batch_stats, metrics)), grads =

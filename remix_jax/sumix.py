@@ -25,7 +25,7 @@ per-device batch size in the released code).
 λ̃ carries no gradient (the probabilities are stop-gradient); R reaches the
 network only through ``u``.
 
-Direction of the rule (an analysis of the formula, see the README): ``A_a``
+Direction of the rule (an analysis of the formula, see ``docs/sumix.md``): ``A_a``
 is large on the own class when the mixed prediction of ``y_a`` stays close to
 its clean prediction, so ``w_a`` is small and λ̃ moves TOWARDS the partner
 whose prediction changed more; with ``s`` = batch size 100 it saturates. We
@@ -38,7 +38,7 @@ bounded amount (see :func:`follow_ratio`). Steps 5 and 6 are unchanged.
 
 This module holds the pure functions; the NNX heads and the wrapper model
 (``UncertaintyHead``, ``SimilarityHead``, ``SUMixModel``) are in
-:mod:`remix_jax.models.sumix_heads` and re-exported here.
+:mod:`remix_jax.models.sumix_heads`.
 """
 
 from __future__ import annotations

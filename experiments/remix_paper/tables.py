@@ -34,7 +34,7 @@ _SUMIX_NOTE = (
     "saturates and gives the majority label to the smaller image of the mix "
     "for about half the samples, whatever the pasted area (`python "
     "experiments/sumix/direction.py`), so these rows measure the released "
-    "rule, not a ratio that follows the mix; see the README's SUMix section.")
+    "rule, not a ratio that follows the mix; see docs/sumix.md.")
 
 #: A note printed under a table that has the method (why its row reads as
 #: it does).
@@ -54,7 +54,9 @@ def method_label(method: str) -> str:
   return METHOD_LABELS.get(method, method)
 
 
-# --- The paper's top-1 accuracy (remix.md §3) -------------------------------
+# --- The paper's top-1 accuracy --------------------------------------------
+# Chou et al., "Remix: Rebalanced Mixup", ECCV 2020 Workshops
+# (arXiv:2007.03943), Tables 1, 2 and 5.
 
 _CIFAR_COLUMNS = tuple((dataset, profile, rho)
                        for dataset in ("cifar10", "cifar100")

@@ -46,7 +46,7 @@ inline dnnl::primitive_attr ScratchpadAttr() {
 // runs at a time in the process. Each call's OpenMP team already spans all
 // cores; when XLA starts two independent calls at once (the two passes of
 // SUMix's step), two teams would share the cores and slow each other down
-// more than waiting does (BENCHMARKS.md, attempt 24).
+// more than waiting does (measured: docs/dev/performance_log.md).
 inline std::mutex& ExecutionLock() {
   static std::mutex mutex;
   return mutex;

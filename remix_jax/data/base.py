@@ -92,9 +92,9 @@ class TrainData(abc.ABC):
         steps_per_epoch``.
 
     Returns:
-      An iterator of ``{'image': float32 [B/P, H, W, C] normalized,
-      'label': int32 [B/P]}``, exactly ``steps_per_epoch − start_step`` of
-      them.
+      An iterator of exactly ``steps_per_epoch − start_step`` batches, each
+      ``{'image': [B/P, H, W, C], 'label': [B/P]}`` (float32 normalized
+      images, int32 labels).
     """
     if not 0 <= start_step <= self.steps_per_epoch:
       raise ValueError(f"start_step={start_step} must be in "

@@ -2,8 +2,9 @@
 (mixed_images, info)``.
 
 ``info.partner [B]`` and ``info.lam [B]`` (weight of the original sample,
-area-corrected) feed any label rule in :mod:`remix_jax.remix`; the cut mixers
-also return ``info.mask [B, H, W]`` (1 where the original pixel is kept).
+area-corrected) feed any label rule in :mod:`remix_jax.label_rules`; the cut
+mixers also return ``info.mask [B, H, W]`` (1 where the original pixel is
+kept).
 """
 
 from remix_jax.mixers.ops import MixInfo

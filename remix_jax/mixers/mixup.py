@@ -15,7 +15,7 @@ def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     rng: PRNG key.
     images: ``[B, H, W, C]`` batch (float; integer inputs are rounded back).
     labels: ``[B]`` integer labels (used for shape checks; the label side is
-      built from the returned info, see :mod:`remix_jax.remix`).
+      built from the returned info, see :mod:`remix_jax.label_rules`).
     alpha: Beta concentration α > 0 (1.0 for CIFAR in Remix, 0.4 for iNat).
     per_sample: draw one λ per sample instead of one per batch.
 

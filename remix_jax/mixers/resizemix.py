@@ -38,7 +38,7 @@ def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   τ ~ U(scope) (or Beta(α, α) with rejection onto U(scope), ``use_alpha``);
   the box is CutMix's box for nominal λ = 1 − τ² (sides ⌊τH⌋ × ⌊τW⌋ at a
   uniform centre, clipped); the WHOLE partner image is resized with nearest
-  neighbour to the clipped box and pasted. λ = 1 − |box|/(H·W). The resize is
+  neighbour to the clipped box and pasted. λ = 1 − area(box)/(H·W). The resize is
   a gather with static shapes (no resize to a traced size).
 
   Args:

@@ -8,7 +8,7 @@ contraction over the batch and every output position,
 which XLA expresses as one convolution whose "kernel" is the whole output
 gradient ``g``, after transposing ``x`` and ``g`` to batch-minor layouts.
 XLA:CPU runs that far below the speed of the forward convolution
-(BENCHMARKS.md). Summing the same contraction over ``K`` batch chunks,
+(docs/dev/performance_log.md). Summing the same contraction over ``K`` batch chunks,
 
     ∂L/∂w = Σ_k ∂L/∂w |_{n ∈ chunk k},
 

@@ -2,7 +2,7 @@
 
 XLA:CPU runs a 2-D convolution and its two gradients with its own (Eigen)
 kernels. PyTorch's CPU convolutions are oneDNN's, which are faster at
-ResNet sizes (BENCHMARKS.md). This module calls oneDNN 3.2 (the
+ResNet sizes (docs/cpu_performance.md). This module calls oneDNN 3.2 (the
 ``onednn-cpu-gomp`` wheel) from inside a jitted JAX program: the native
 library ``remix_jax/_onednn_conv`` (built by ``setup.py`` from
 ``remix_jax/csrc/onednn_conv.cc``) defines three XLA FFI handlers for

@@ -4,7 +4,7 @@ Uncertain Information", ECCV 2024, arXiv:2407.07805).
 
 The heads hold the parameters (``W_u``, ``b_u`` and, as our extension, a
 learned ``log s``); the computations are the pure ops of
-:mod:`remix_jax.sumix`, which also re-exports these names.
+:mod:`remix_jax.sumix`.
 """
 
 from __future__ import annotations

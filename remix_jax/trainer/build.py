@@ -31,7 +31,8 @@ def resolve_weight_grad_chunks(value: int, per_device_batch: int) -> int:
 
   Auto on CPU, where XLA's single kernel-gradient convolution is slow:
   ``clip(per_device_batch // 16, 1, 8)`` chunks, the fastest setting measured
-  for ResNet-32 with the project's XLA:CPU flags (BENCHMARKS.md). On GPU/TPU:
+  for ResNet-32 with the project's XLA:CPU flags
+  (docs/dev/performance_log.md). On GPU/TPU:
   ``1`` (plain).
 
   Args:

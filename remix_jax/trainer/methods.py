@@ -28,6 +28,8 @@ _SUMIX = {"sumix.enabled": True}
 _SUMIX_FOLLOW = {**_SUMIX, "sumix.rule": "follow",
                  "sumix.reduction": "per_sample"}
 
+#: Every method by name: the fields it sets that differ from :data:`BASELINE`
+#: (the table of the docs' training guide is generated from it).
 METHODS: dict[str, dict] = {
     "erm": {},
     "mixup": {"mixer": "mixup"},
