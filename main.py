@@ -67,6 +67,17 @@ def _unknown_field(err: BaseException) -> str:
   return "unknown config field " + "; ".join(filter(None, lines))
 
 
+class _PlainLines:
+  """Log lines as the user reads them: the message alone, and warnings and
+  errors marked as such (no timestamps, thread ids or source lines)."""
+
+  def format(self, record) -> str:
+    text = record.getMessage()
+    if record.levelno >= 30:
+      return f"{record.levelname.lower()}: {text}"
+    return text
+
+
 class _QuietLibraries:
   """Keeps orbax's and tfds' per-call INFO lines out of the training log."""
 
@@ -189,6 +200,7 @@ def _train(fv, stop, lock) -> int:
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  logging.get_absl_handler().setFormatter(_PlainLines())
   user_errors = (ValueError, OSError, FloatingPointError,
                  workdir.WorkdirError, checkpointing.CheckpointError)
   try:
