@@ -174,6 +174,11 @@ def _main(argv, stop) -> int:
     print(__doc__)
     return 0
   verbose = "--verbose" in argv[1:]
+  from remix_jax import extras  # pylint: disable=g-import-not-at-top
+  try:
+    extras.require("main.py")
+  except ModuleNotFoundError as err:
+    _fail(str(err))
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from remix_jax.trainer import process_setup  # pylint: disable=g-import-not-at-top
   # XLA reads XLA_FLAGS when JAX initializes its backends, so before anything

@@ -5,6 +5,10 @@ JAX and take plain arguments. The data pipeline (``remix_jax.data``), the
 models (``remix_jax.models``) and the trainer (``remix_jax.trainer``, the one
 part that reads a config) are imported explicitly.
 
+The library needs JAX, Flax, optax and numpy only (``pip install
+remix_jax``). The input pipelines and the trainer need the ``trainer``
+extra (``pip install "remix_jax[trainer]"``, :mod:`remix_jax.extras`).
+
 Importing the package or any of its modules sets no environment variable
 and no JAX or XLA option. The trainer sets the project's XLA:CPU flags and
 allocator options when it starts (:mod:`remix_jax.trainer.process_setup`);

@@ -4,7 +4,8 @@ iNaturalist 2018, 8×8 digits).
 Light to import: the options (:class:`DataOptions`, :func:`check_options`),
 the long-tail counts/selection and the re-sampling rule are NumPy only. The
 pipelines (``create_train_data``, ``create_eval_data``, ``TrainData``,
-``EvalData``) import TensorFlow and tfds on first access. They take a
+``EvalData``) import TensorFlow and tfds on first access (they need
+remix_jax's ``trainer`` extra, :mod:`remix_jax.extras`). They take a
 :class:`DataOptions`, never a config.
 
 References: Cao et al. 2019 (LDAM-DRW: CIFAR-LT construction, DRS); Cui et
@@ -37,5 +38,7 @@ __all__ = ["DataOptions", "PROFILES", "SUPPORTED_DATASETS", "check_options",
 
 def __getattr__(name):
   if name in _LAZY:
+    from remix_jax import extras  # pylint: disable=g-import-not-at-top
+    extras.require(f"remix_jax.data.{name}")
     return getattr(importlib.import_module(_LAZY[name]), name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

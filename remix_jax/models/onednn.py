@@ -101,8 +101,8 @@ def _open() -> tuple[Optional[ctypes.CDLL], Optional[str]]:
                   "(reinstall with `pip install -e .` on Linux x86_64)")
   dnnl = _libdnnl_path()
   if dnnl is None:
-    return None, ("onednn-cpu-gomp is not installed "
-                  "(pip install onednn-cpu-gomp==2023.2.0)")
+    return None, ("onednn-cpu-gomp is not installed (pip install "
+                  "\"remix_jax[onednn]\", or onednn-cpu-gomp==2023.2.0)")
   try:
     # The extension finds libdnnl.so.3 by soname once it is loaded globally.
     ctypes.CDLL(dnnl, mode=ctypes.RTLD_GLOBAL)

@@ -16,6 +16,12 @@ from typing import Optional
 import jax
 import numpy as np
 
+from remix_jax import extras
+
+# One message naming the `trainer` extra rather than the first ImportError below.
+extras.require("remix_jax.trainer.train")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from remix_jax import data
 from remix_jax import parallel
 from remix_jax.trainer import build
@@ -31,6 +37,7 @@ from remix_jax.trainer import run_log
 from remix_jax.trainer import run_record
 from remix_jax.trainer import saving
 from remix_jax.trainer import workdir as workdir_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 
 def _stop_message(problem: str, kept_steps) -> str:
