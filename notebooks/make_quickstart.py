@@ -49,7 +49,8 @@ if "google.colab" in sys.modules:
   REPO = "/content/remix_jax"
   if not os.path.isdir(REPO):
     subprocess.run(["git", "clone", "--depth", "1", REPO_URL, REPO], check=True)
-  subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", REPO], check=True)
+  # The trainer extra: the notebook also runs the data pipeline and the trainer.
+  subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", REPO + "[trainer]"], check=True)
 else:
   REPO = os.path.abspath(os.getcwd())
   while not os.path.isfile(os.path.join(REPO, "remix_jax", "__init__.py")):
