@@ -5,7 +5,10 @@ mode with ``channels_last`` tensors, SGD momentum 0.9 and weight decay 2e-4:
   al. 2019: 3×5 BasicBlocks, 16/32/64 channels, option-A shortcuts);
 - ``resnet18``: the CIFAR ResNet-18 of ``remix_jax.models`` (3×3 stem
   without max-pool, 4×2 BasicBlocks, 64…512 channels, 1×1 conv + BN
-  shortcuts where the shape changes).
+  shortcuts where the shape changes);
+- ``tiny_resnet``: the ``tiny_resnet`` of ``remix_jax.models`` (input
+  channels averaged into one, 3×1 BasicBlocks, 8/16/32 channels, option-A
+  shortcuts), for quick checks of the benchmark itself.
 
 Optional: needs ``pip install torch==2.13.0`` (the CPU build; or
 ``pip install -e ".[bench]"``). :func:`available` says whether torch imports.
@@ -32,7 +35,7 @@ def available() -> bool:
 
 
 #: The models this module can time.
-MODELS = ("resnet32", "resnet18")
+MODELS = ("resnet32", "resnet18", "tiny_resnet")
 
 
 def _model(name: str, num_classes: int = 10):
@@ -71,9 +74,10 @@ def _model(name: str, num_classes: int = 10):
 
   class ResNet(nn.Module):
 
-    def __init__(self, stem, stages, blocks, shortcut):
+    def __init__(self, stem, stages, blocks, shortcut, in_channels=3):
       super().__init__()
-      self.conv = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
+      self.fold = in_channels == 1  # average the input channels into one
+      self.conv = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
       self.bn = nn.BatchNorm2d(stem)
       layers, cin = [], stem
       for s, cout in enumerate(stages):
@@ -85,11 +89,15 @@ def _model(name: str, num_classes: int = 10):
       self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
+      if self.fold:
+        x = x.mean(1, keepdim=True)
       x = self.layers(F.relu(self.bn(self.conv(x))))
       return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
   if name == "resnet32":
     return ResNet(16, (16, 32, 64), 5, "A")
+  if name == "tiny_resnet":
+    return ResNet(8, (8, 16, 32), 1, "A", in_channels=1)
   return ResNet(64, (64, 128, 256, 512), 2, "B")
 
 
