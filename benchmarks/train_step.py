@@ -2,7 +2,8 @@
 
     python benchmarks/train_step.py [--batch 128] [--iters 20] [--devices 0]
         [--mixers erm,mixup,cutmix,...] [--model resnet32|resnet18]
-        [--conv_impls xla,onednn]
+        [--conv_impls xla,onednn] [--rounds 5] [--json PATH]
+    python benchmarks/train_step.py --markdown [--json PATH]
 
 Uses the trainer's own step (``remix_jax.trainer.build.build``: model, mixer, Remix
 label rule off, loss, SGD-momentum update, data-parallel ``shard_map``) on
@@ -15,17 +16,29 @@ pass), the minor page faults per step (the process's ``ru_minflt``: pages
 the kernel had to map in, :mod:`remix_jax.trainer.host_memory`), SUMix's step time
 as a multiple of its base mixer's, then eval
 (forward) images/s. When torch is installed (optional: ``pip install
-torch==2.13.0``), the same network (ResNet-32 or ResNet-18) in PyTorch
+torch==2.13.0``), the same network (ResNet-32, ResNet-18 or the tiny
+ResNet) in PyTorch
 eager ``channels_last`` (``benchmarks/torch_reference.py``) is timed in
 the same run (a child process with its own heap, ``torch_reference.Server``),
 interleaved with the ERM step of each implementation: ``--rounds``
 rounds, each timing every contender's train step, then its forward, for
 ``--iters / --rounds`` calls. The JAX / PyTorch ratios printed are the
 median over rounds of each round's ratio of medians, with their range, so
-the machine's drift over minutes acts on both sides alike.
+the machine's drift over minutes acts on both sides alike. Without torch
+the JAX contenders are still timed in rounds.
+
+Every figure goes to one JSON file (``--json``, default
+``results/benchmarks/train_step.json``; ``--json ''`` writes none): the
+machine (CPU model, cores, jax/jaxlib/torch versions, date), the settings,
+each method's step and, per contender, the median ms of the train step and
+the eval forward over the rounds with their min and max, images/s and the
+ratio to PyTorch (``benchmarks/step_report.py``). ``--markdown`` prints the
+table rendered from that file (between the markers a document uses, see
+``step_report.MARKERS``) and times nothing.
 """
 
 import argparse
+import importlib.metadata
 import os
 import resource
 import statistics
@@ -46,7 +59,8 @@ from remix_jax import parallel  # noqa: E402
 from remix_jax.trainer import build  # noqa: E402
 from remix_jax.trainer import methods  # noqa: E402
 
-import torch_reference  # noqa: E402  (benchmarks/, beside this file)
+import step_report  # noqa: E402  (benchmarks/, beside this file)
+import torch_reference  # noqa: E402
 
 MIXERS = ("erm", "mixup", "cutmix", "saliencymix", "fmix", "resizemix",
           "manifold_mixup", "cutmix_sumix")
@@ -107,7 +121,7 @@ def time_train_step(method: str, args, images, labels) -> dict:
   return out
 
 
-def main():
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--iters", type=int, default=20)
@@ -124,9 +138,119 @@ def main():
   parser.add_argument("--no_torch", action="store_true",
                       help="skip the PyTorch reference")
   parser.add_argument("--rounds", type=int, default=5,
-                      help="interleaved rounds against PyTorch (each of "
-                      "--iters / --rounds calls per side)")
-  args = parser.parse_args()
+                      help="interleaved rounds of the ERM step of each "
+                      "contender (each of --iters / --rounds calls)")
+  parser.add_argument("--json", default=step_report.DEFAULT_JSON,
+                      help="the report to write ('' = none), or to read "
+                      "with --markdown")
+  parser.add_argument("--markdown", action="store_true",
+                      help="print the table of the --json report and exit")
+  return parser.parse_args(argv)
+
+
+def _resolve_impls(names: str) -> list:
+  impls = []
+  for impl in names.split(","):
+    try:
+      impls.append(build.resolve_conv_impl(impl))
+    except ValueError as e:
+      print(f"conv_impl {impl} skipped: {e}")
+  return impls
+
+
+def time_methods(args, impls, names, images, labels) -> tuple[dict, list]:
+  """Times every (conv_impl, method) step and prints one table row each.
+
+  Returns:
+    ``({impl: ERM's time_train_step result}, [one report row per step])``.
+  """
+  print("| convs | method | compile (s) | step (ms) | images/s | mixer share "
+        "| page faults/step |")
+  print("|---|---|---|---|---|---|---|")
+  erm_results, rows = {}, []
+  for impl in impls:
+    args.conv_impl = impl
+    for name in names:
+      r = time_train_step(name, args, images, labels)
+      base = erm_results.setdefault(impl, r)
+      share = None if name == "erm" else 1 - base["step_s"] / r["step_s"]
+      rows.append({"conv_impl": impl, "method": name,
+                   "compile_s": r["compile_s"], "step_ms": 1e3 * r["step_s"],
+                   "images_per_s": args.batch / r["step_s"],
+                   "mixer_share": share, "faults_per_step": r["faults"]})
+      print(f"| {impl} | {name} | {r['compile_s']:.1f} | "
+            f"{1e3 * r['step_s']:.0f} | {args.batch / r['step_s']:.0f} | "
+            f"{'–' if share is None else f'{100 * share:.1f} %'} | "
+            f"{r['faults']:,.0f} |", flush=True)
+  return erm_results, rows
+
+
+def _print_sumix_and_eval(args, erm_results, rows):
+  steps = {(r["conv_impl"], r["method"]): r["step_ms"] for r in rows}
+  for (impl, name), t in steps.items():
+    mixer = name[:-len("_sumix")]
+    if name.endswith("_sumix") and (impl, mixer) in steps:
+      print(f"{impl}: SUMix step / {mixer} step: "
+            f"{t / steps[impl, mixer]:.2f}x")
+  for impl, base in erm_results.items():
+    print(f"{impl}: eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
+          f"{args.batch / base['eval_s']:.0f} images/s")
+
+
+def _torch_server(args):
+  """The PyTorch reference's child process, or ``None`` (with why)."""
+  if args.no_torch or args.model not in torch_reference.MODELS:
+    return None
+  if not torch_reference.available():
+    print("PyTorch reference skipped: torch is not installed "
+          "(pip install torch==2.13.0, the CPU build)")
+    return None
+  return torch_reference.Server(args.model, args.batch)
+
+
+def head_to_head(args, erm_results) -> tuple[dict, dict]:
+  """The ERM step and forward of every contender in interleaved rounds.
+
+  Returns:
+    ``(times, torch_info)``: ``torch_reference.head_to_head``'s times and
+    ``{'version', 'threads'}`` of the PyTorch child (empty without it).
+  """
+  ref = _torch_server(args)
+  contenders = {"torch": ref.time} if ref else {}
+  for impl, base in erm_results.items():
+    contenders[impl] = (lambda kind, iters, base=base:
+                        torch_reference.median_seconds(
+                            lambda: jax.block_until_ready(base[kind]()),
+                            iters))
+  times = torch_reference.head_to_head(contenders, args.rounds,
+                                       args.calls_per_round)
+  if ref is None:
+    return times, {}
+  ref.close()
+  print(f"PyTorch {ref.version} eager channels_last {args.model} "
+        f"(a child process, {ref.threads} threads), {args.rounds} "
+        f"interleaved rounds of {args.calls_per_round} calls per side")
+  return times, {"version": ref.version, "threads": ref.threads}
+
+
+def _print_head_to_head(contenders: dict):
+  for impl, kinds in contenders.items():
+    parts = []
+    for kind, label in step_report.KINDS.items():
+      k = kinds[kind]
+      ratio = k["ratio_to_torch"]
+      vs = ("" if ratio is None else
+            f", {ratio['median']:.2f}x PyTorch "
+            f"({ratio['min']:.2f}-{ratio['max']:.2f})")
+      parts.append(f"{label} {k['images_per_s']:.0f} images/s{vs}")
+    print(f"{impl}, median over rounds (range): " + ", ".join(parts))
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.markdown:
+    print(step_report.markdown_block(step_report.read_report(args.json)))
+    return
   rng = np.random.RandomState(0)
   images = rng.randn(args.batch, 32, 32, 3).astype(np.float32)
   labels = rng.randint(0, 10, args.batch).astype(np.int32)
@@ -134,74 +258,35 @@ def main():
   mesh_size = parallel.make_mesh(args.devices).devices.size
   chunks = build.resolve_weight_grad_chunks(args.weight_grad_chunks,
                                             args.batch // mesh_size)
-  impls = []
-  for impl in args.conv_impls.split(","):
-    try:
-      impls.append(build.resolve_conv_impl(impl))
-    except ValueError as e:
-      print(f"conv_impl {impl} skipped: {e}")
+  impls = _resolve_impls(args.conv_impls)
+  args.rounds = max(1, args.rounds)
+  args.calls_per_round = max(2, args.iters // args.rounds)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
         f"float32, XLA convs with weight_grad_chunks {chunks}, median of "
         f"{args.iters} steps after warm-up")
-  print("| convs | method | compile (s) | step (ms) | images/s | mixer share "
-        "| page faults/step |")
-  print("|---|---|---|---|---|---|---|")
-  erm_results, times = {}, {}
-  for impl in impls:
-    args.conv_impl = impl
-    for name in names:
-      r = time_train_step(name, args, images, labels)
-      base = erm_results.setdefault(impl, r)
-      times[impl, name] = r["step_s"]
-      share = ("–" if name == "erm" else
-               f"{100 * (1 - base['step_s'] / r['step_s']):.1f} %")
-      print(f"| {impl} | {name} | {r['compile_s']:.1f} | "
-            f"{1e3 * r['step_s']:.0f} | {args.batch / r['step_s']:.0f} | "
-            f"{share} | {r['faults']:,.0f} |", flush=True)
-  for (impl, name), t in times.items():
-    mixer = name[:-len("_sumix")]
-    if name.endswith("_sumix") and (impl, mixer) in times:
-      print(f"{impl}: SUMix step / {mixer} step: "
-            f"{t / times[impl, mixer]:.2f}x")
-  for impl, base in erm_results.items():
-    print(f"{impl}: eval (forward) step: {1e3 * base['eval_s']:.0f} ms, "
-          f"{args.batch / base['eval_s']:.0f} images/s")
-  if args.no_torch or args.model not in torch_reference.MODELS:
+  erm_results, rows = time_methods(args, impls, names, images, labels)
+  _print_sumix_and_eval(args, erm_results, rows)
+  times, torch_info = head_to_head(args, erm_results)
+  contenders = step_report.head_to_head(times, args.batch)
+  _print_head_to_head({k: v for k, v in contenders.items() if k != "torch"})
+  if not args.json:
     return
-  if not torch_reference.available():
-    print("PyTorch reference skipped: torch is not installed "
-          "(pip install torch==2.13.0, the CPU build)")
-    return
-  ref = torch_reference.Server(args.model, args.batch)
-  contenders = {"torch": ref.time}
-  for impl, base in erm_results.items():
-    contenders[impl] = (lambda kind, iters, base=base:
-                        torch_reference.median_seconds(
-                            lambda: jax.block_until_ready(base[kind]()),
-                            iters))
-  rounds = max(1, args.rounds)
-  per_round = max(2, args.iters // rounds)
-  times = torch_reference.head_to_head(contenders, rounds, per_round)
-  ref.close()
-  print(f"PyTorch {ref.version} eager channels_last {args.model} "
-        f"(a child process, {ref.threads} threads), {rounds} interleaved "
-        f"rounds of "
-        f"{per_round} calls per side: train "
-        f"{args.batch / statistics.median(times['torch', 'step']):.0f} "
-        f"images/s, eval "
-        f"{args.batch / statistics.median(times['torch', 'forward']):.0f} "
-        f"images/s")
-  for impl in erm_results:
-    parts = []
-    for kind, label in (("step", "train"), ("forward", "eval")):
-      ratios = [t / j for t, j in zip(times["torch", kind], times[impl, kind])]
-      parts.append(f"{label} {statistics.median(ratios):.2f}x "
-                   f"({min(ratios):.2f}-{max(ratios):.2f}; "
-                   f"{args.batch / statistics.median(times[impl, kind]):.0f}"
-                   f" images/s)")
-    print(f"ratio JAX ({impl} convs)/PyTorch, median over rounds (range): "
-          + ", ".join(parts) + " (erm step)")
+  settings = {"model": args.model, "batch": args.batch, "iters": args.iters,
+              "rounds": args.rounds, "calls_per_round": args.calls_per_round,
+              "devices": mesh_size, "backend": jax.devices()[0].platform,
+              "weight_grad_chunks": chunks, "conv_impls": impls,
+              "torch_threads": torch_info.get("threads"),
+              "xla_flags": os.environ.get("XLA_FLAGS", "")}
+  machine = step_report.machine(
+      jax=jax.__version__, jaxlib=importlib.metadata.version("jaxlib"),
+      torch=torch_info.get("version"))
+  command = ["python", "benchmarks/train_step.py",
+             *(sys.argv[1:] if argv is None else argv)]
+  step_report.write_report(step_report.report(
+      machine_info=machine, settings=settings, methods=rows,
+      contenders=contenders, command=command), args.json)
+  print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
