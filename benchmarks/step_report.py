@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 from typing import Optional, Sequence
 
@@ -208,12 +209,12 @@ def markdown_block(value: dict) -> str:
 
 
 def find_block(text: str, markers: Sequence[str] = MARKERS) -> Optional[str]:
-  """The block of ``text`` from the start marker to the end marker,
-  both included; ``None`` unless both are there, in that order."""
-  start, end = markers
-  i = text.find(start)
-  j = text.find(end, i + 1) if i >= 0 else -1
-  return text[i:j + len(end)] if j >= 0 else None
+  """The block of ``text`` from the start marker to the end marker, both
+  included; ``None`` unless both are there, in that order, each a line of
+  its own (a marker quoted inside a sentence does not count)."""
+  start, end = (re.escape(m) for m in markers)
+  found = re.search(rf"^{start}$.*?^{end}$", text, re.MULTILINE | re.DOTALL)
+  return found.group(0) if found else None
 
 
 def block_drift(path: str, value: dict,

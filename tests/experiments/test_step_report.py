@@ -73,7 +73,8 @@ def test_block_drift_only_where_the_markers_are(tmp_path):
   assert block.startswith(step_report.MARKERS[0] + "\n")
   assert block.endswith("\n" + step_report.MARKERS[1])
   doc = tmp_path / "doc.md"
-  doc.write_text("# Speed\n\nNo table here.\n")
+  doc.write_text("# Speed\n\nNo table here, only the markers' names: "
+                 f"`{step_report.MARKERS[0]}` … `{step_report.MARKERS[1]}`.\n")
   assert step_report.block_drift(str(doc), value) is None
   doc.write_text(f"# Speed\n\n{block}\n\nMore.\n")
   assert step_report.find_block(doc.read_text()) == block
