@@ -27,10 +27,10 @@ from remix_jax.trainer import report
 from remix_jax.trainer import run_record
 
 
-def _class_counts(workdir: str, config, data_dir):
-  """``(class counts, class names)`` from ``results.json``, or from the
-  training split when the run has not finished."""
-  results = report.read_results(workdir)
+def _class_counts(results, config, data_dir):
+  """``(class counts, class names)`` from ``results`` (the parsed
+  ``results.json``), or from the training split when the run has not
+  finished (``results`` is ``None``)."""
   if results is not None:
     return np.asarray(results["class_counts"]), results["class_names"]
   train = data.create_train_data(_options(config, data_dir),
@@ -47,7 +47,8 @@ def _options(config, data_dir):
 def _restore(workdir: str, data_dir=None):
   """``(config, eval graphdef, state, info)`` of the run in ``workdir``."""
   config = run_record.load_config(workdir)
-  counts, names = _class_counts(workdir, config, data_dir)
+  results = report.read_results(workdir)
+  counts, names = _class_counts(results, config, data_dir)
   model = build.model_from_config(config, len(counts),
                                   per_device_batch=config.batch_size)
   tx = build.optimizer(config, build.learning_rate_fn(config, 1))
@@ -63,7 +64,6 @@ def _restore(workdir: str, data_dir=None):
   step, state = restored
   model.eval()
   graphdef = steps.split_model(model)[0]
-  results = report.read_results(workdir)
   info = {"step": step, "config": config, "class_counts": counts,
           "class_names": names,
           "metrics": None if results is None else results["metrics"]}
