@@ -30,6 +30,7 @@ from remix_jax.trainer import config_lib
 from remix_jax.trainer import distributed
 from remix_jax.trainer import evaluation
 from remix_jax.trainer import interrupt
+from remix_jax.trainer import load
 from remix_jax.trainer import objective as objective_lib
 from remix_jax.trainer import process_setup
 from remix_jax.trainer import report
@@ -59,7 +60,11 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
-  ``workdir/checkpoints``. On SIGTERM or SIGINT it saves a checkpoint (at an
+  ``workdir/checkpoints``. A run that has finished answers at once with its
+  recorded metrics, without reading data or compiling, when its results and
+  final checkpoint verify (:func:`remix_jax.trainer.load.finished_result`);
+  otherwise the final checkpoint is restored (or an older one, past a
+  corrupt one) and evaluated again. On SIGTERM or SIGINT it saves a checkpoint (at an
   epoch's last step, then runs that epoch's evaluation if one is due) and
   returns ``{'interrupted': True, 'step': …}``. Before reading any data it
   checks the config, that ``workdir`` is writable, takes the workdir's lock
@@ -132,6 +137,12 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
       has_checkpoints = bool(checkpointing.saved_steps(workdir))
       changes = run_record.check(workdir, config, allow_changes,
                                  has_checkpoints=has_checkpoints)
+      if (has_checkpoints and not changes and stop_at_epoch is None
+          and jax.process_count() == 1):
+        result = load.finished_result(workdir, config)
+        if result is not None:
+          logging.info(report.finished_line(workdir, result))
+          return result
       result = _run(config, workdir, stop, primary=primary, changes=changes,
                     stop_at_epoch=stop_at_epoch,
                     replace_record=not has_checkpoints,
