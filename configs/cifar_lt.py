@@ -1,4 +1,4 @@
-"""Long-tailed CIFAR/CINIC presets of the Remix paper (Tables 1, 2 and 5).
+r"""Long-tailed CIFAR/CINIC presets of the Remix paper (Tables 1, 2 and 5).
 
     python main.py --workdir runs/c10_remix_drw \
       --config configs/cifar_lt.py:dataset=cifar10,rho=100,profile=exp,method=remix_drw
