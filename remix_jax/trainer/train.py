@@ -134,24 +134,34 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     if primary and held_lock is None:
       lock.acquire()
     try:
-      has_checkpoints = bool(checkpointing.saved_steps(workdir))
-      changes = run_record.check(workdir, config, allow_changes,
-                                 has_checkpoints=has_checkpoints)
-      if (has_checkpoints and not changes and stop_at_epoch is None
-          and jax.process_count() == 1):
-        result = load.finished_result(workdir, config)
-        if result is not None:
-          logging.info(report.finished_line(workdir, result))
-          return result
-      result = _run(config, workdir, stop, primary=primary, changes=changes,
-                    stop_at_epoch=stop_at_epoch,
-                    replace_record=not has_checkpoints,
-                    allow_unverified=allow_unverified_checkpoints)
-      if "top1" in result and primary:
-        logging.info(report.where_line(workdir, time.monotonic() - start))
-      return result
+      return _locked(config, workdir, stop, primary=primary, start=start,
+                     allow_changes=allow_changes, stop_at_epoch=stop_at_epoch,
+                     allow_unverified=allow_unverified_checkpoints)
     finally:
       lock.release()
+
+
+def _locked(config, workdir: str, stop: interrupt.StopRequest, *,
+            primary: bool, start: float, allow_changes,
+            stop_at_epoch: Optional[int], allow_unverified: bool) -> dict:
+  """The run in its locked workdir: the config compared with the record,
+  then the recorded answer of a finished run, or the full path."""
+  has_checkpoints = bool(checkpointing.saved_steps(workdir))
+  changes = run_record.check(workdir, config, allow_changes,
+                             has_checkpoints=has_checkpoints)
+  if (has_checkpoints and not changes and stop_at_epoch is None
+      and jax.process_count() == 1):
+    result = load.finished_result(workdir, config)
+    if result is not None:
+      logging.info(report.finished_line(workdir, result))
+      return result
+  result = _run(config, workdir, stop, primary=primary, changes=changes,
+                stop_at_epoch=stop_at_epoch,
+                replace_record=not has_checkpoints,
+                allow_unverified=allow_unverified)
+  if "top1" in result and primary:
+    logging.info(report.where_line(workdir, time.monotonic() - start))
+  return result
 
 
 def _data(config, mesh):
