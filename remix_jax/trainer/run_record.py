@@ -156,19 +156,18 @@ def check(workdir: str, config, allow_changes=(), *,
           f"record ({RECORD_FILE}), so nothing shows which config trained "
           "them; use a new --workdir")
     return {}
-  missing = _MISSING
   changes = differences(old, new)
   refused = [key for key in changes if key not in allow_changes]
   if refused:
     described = ", ".join(
-        f"{key} {_fmt(changes[key][0]) if changes[key][0] is not missing else '(absent)'}"
-        f" -> {_fmt(changes[key][1]) if changes[key][1] is not missing else '(absent)'}"
+        f"{key} {_fmt(changes[key][0]) if changes[key][0] is not _MISSING else '(absent)'}"
+        f" -> {_fmt(changes[key][1]) if changes[key][1] is not _MISSING else '(absent)'}"
         for key in refused)
     raise ConfigChangedError(
         f"workdir {os.path.abspath(workdir)} was trained with another config: "
         f"{described}; use a new --workdir, or continue this run with the new "
         f"values with --allow_changes={','.join(refused)}")
-  return {key: tuple(None if v is missing else v for v in values)
+  return {key: tuple(None if v is _MISSING else v for v in values)
           for key, values in changes.items()}
 
 

@@ -64,9 +64,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   recorded metrics, without reading data or compiling, when its results and
   final checkpoint verify (:func:`remix_jax.trainer.load.finished_result`);
   otherwise the final checkpoint is restored (or an older one, past a
-  corrupt one) and evaluated again. On SIGTERM or SIGINT it saves a checkpoint (at an
-  epoch's last step, then runs that epoch's evaluation if one is due) and
-  returns ``{'interrupted': True, 'step': …}``. Before reading any data it
+  corrupt one) and evaluated again. On SIGTERM or SIGINT it saves a
+  checkpoint (at an epoch's last step, then runs that epoch's evaluation if
+  one is due) and returns ``{'interrupted': True, 'step': …}``. Before reading any data it
   checks the config, that ``workdir`` is writable, takes the workdir's lock
   and compares the config with the one that trained the workdir
   (:mod:`remix_jax.trainer.run_record`).
