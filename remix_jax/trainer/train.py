@@ -66,10 +66,10 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   otherwise the final checkpoint is restored (or an older one, past a
   corrupt one) and evaluated again. On SIGTERM or SIGINT it saves a
   checkpoint (at an epoch's last step, then runs that epoch's evaluation if
-  one is due) and returns ``{'interrupted': True, 'step': …}``. Before reading any data it
-  checks the config, that ``workdir`` is writable, takes the workdir's lock
-  and compares the config with the one that trained the workdir
-  (:mod:`remix_jax.trainer.run_record`).
+  one is due) and returns ``{'interrupted': True, 'step': …}``. Before
+  reading any data it checks the config, that ``workdir`` is writable, takes
+  the workdir's lock and compares the config with the one that trained the
+  workdir (:mod:`remix_jax.trainer.run_record`).
 
   It first sets up the process (:func:`remix_jax.trainer.process_setup.
   configure_process`: nothing to do when that is done already, a warning
