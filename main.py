@@ -2,7 +2,7 @@ r"""Trains and evaluates a remix_jax model.
 
     python main.py --workdir runs/quickstart                      # offline demo
     python main.py --workdir runs/c10 \
-        --config configs/cifar_lt.py:dataset=cifar10_jpeg,rho=100,method=remix_drw
+        --config configs/cifar_lt.py:dataset=cifar10,rho=100,method=remix_drw
     python main.py --workdir runs/c10 --config configs/cifar_lt.py \
         --config.num_epochs=30                                     # overrides
 
@@ -24,10 +24,6 @@ no checksums to verify it against.
 
     python main.py --workdir runs/quickstart --eval_only  # test metrics of
                                                          # its newest checkpoint
-
-Importing this file does nothing; main() sets up the process (signal
-handler, XLA:CPU flags, allocator) and calls
-remix_jax.trainer.train.train_and_evaluate.
 """
 
 import os
@@ -88,12 +84,14 @@ class _QuietLibraries:
         part in record.pathname for part in self.NOISY)
 
 
-def _parse_flags(argv, verbose: bool):
-  """The parsed flags of ``argv`` in a flag set of this call (absl's global
-  flags are left alone); one line and exit 2 on a bad flag."""
+#: The help of ``--config``.
+_CONFIG_HELP = ("Training config file[:args]; fields can be overridden with "
+                "--config.FIELD=VALUE.")
+
+
+def _define_flags(fv) -> None:
+  """Defines this file's flags, ``--config`` aside, in the flag set ``fv``."""
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "Directory for checkpoints and results.",
                       flag_values=fv)
   flags.DEFINE_list(
@@ -113,11 +111,19 @@ def _parse_flags(argv, verbose: bool):
       "eval_only", False, "Evaluate the newest checkpoint of --workdir on "
       "the test split (the config is the workdir's own) and print the "
       "metrics; trains nothing.", flag_values=fv)
+
+
+def _parse_flags(argv, verbose: bool):
+  """The parsed flags of ``argv`` in a flag set of this call (absl's global
+  flags are left alone); one line and exit 2 on a bad flag."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  _define_flags(fv)
   try:  # config_flags applies the --config.FIELD overrides while parsing
     config_flags.DEFINE_config_file(
         "config", os.path.join(_HERE, "configs", "quickstart.py"),
-        "Training config file[:args]; fields can be overridden with "
-        "--config.FIELD=VALUE.", flag_values=fv, lock_config=True)
+        _CONFIG_HELP, flag_values=fv, lock_config=True)
     fv(argv)
   except (AttributeError, KeyError) as err:
     if verbose:
@@ -162,16 +168,89 @@ def _evaluate(workdir: str) -> int:
 
 def main(argv=None) -> int:
   """Parses ``argv`` (``sys.argv`` by default), trains, and returns the exit
-  code (a user error exits with one line)."""
+  code (a user error exits with one line).
+
+  Importing this file does nothing; this sets up the process (signal
+  handler, XLA:CPU flags, allocator) and calls
+  :func:`remix_jax.trainer.train.train_and_evaluate`.
+  """
   argv = list(sys.argv if argv is None else argv)
   from remix_jax.trainer import interrupt  # pylint: disable=g-import-not-at-top
   with interrupt.StopRequest() as stop:  # before anything slow
     return _main(argv, stop)
 
 
+def _wrap(text: str, indent: int = 4) -> str:
+  import textwrap  # pylint: disable=g-import-not-at-top
+  return textwrap.fill(" ".join(text.split()), width=79,
+                       initial_indent=" " * indent,
+                       subsequent_indent=" " * indent)
+
+
+def _plain(text: str) -> str:
+  """A docstring's reStructuredText roles as plain text."""
+  import re  # pylint: disable=g-import-not-at-top
+  return re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+
+
+def _config_files() -> list[tuple[str, str]]:
+  """``(name, docstring)`` of each config file in ``configs/`` (a module
+  with a ``get_config``), read without importing it."""
+  import ast  # pylint: disable=g-import-not-at-top
+  folder = os.path.join(_HERE, "configs")
+  out = []
+  for name in sorted(os.listdir(folder)):
+    if not name.endswith(".py"):
+      continue
+    with open(os.path.join(folder, name)) as f:
+      tree = ast.parse(f.read())
+    if any(isinstance(n, ast.FunctionDef) and n.name == "get_config"
+           for n in tree.body):
+      out.append((name, ast.get_docstring(tree) or ""))
+  return out
+
+
+def _help(full: bool) -> str:
+  """``--help``: the usage, the flags, the config files and the method
+  presets; ``--helpfull`` also each config file's arguments and every config
+  field with its default (:mod:`configs.fields`)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from configs import fields  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import methods  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  _define_flags(fv)
+  lines = [__doc__.strip(), "", "Flags:", "  --config=FILE.py[:ARGS]",
+           _wrap(_CONFIG_HELP + " Default: configs/quickstart.py.")]
+  for name, flag in sorted(fv._flags().items()):  # pylint: disable=protected-access
+    lines += [f"  --{name}", _wrap(flag.help)]
+  lines += ["", "Config files (--config=configs/FILE.py[:ARGS]):"]
+  for name, doc in _config_files():
+    summary, _, rest = doc.partition("\n\n")
+    lines += [f"  {name}", _wrap(summary)]
+    if full and rest.strip():
+      lines += ["", *("    " + line if line else "" for line in
+                      rest.strip("\n").splitlines()), ""]
+  lines += ["", "Method presets (--config.method=NAME; each fills the",
+            "method's fields that are not set):",
+            _wrap(", ".join(methods.METHODS), 2)]
+  if not full:
+    lines += ["", _wrap("--helpfull also lists each config file's arguments "
+                        "and every config field with its default.", 0)]
+    return "\n".join(lines)
+  lines += ["", "Config fields (--config.FIELD=VALUE; defaults of "
+            "configs/default.py):"]
+  for heading, rows in fields.config_sections(markup=_plain):
+    if heading:
+      lines += ["", _wrap(heading, 2)]
+    for field, default, description in rows:
+      lines += [f"  {field} = {default.replace('`', '')}",
+                _wrap(description.replace("``", "`"))]
+  return "\n".join(lines)
+
+
 def _main(argv, stop) -> int:
   if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
-    print(__doc__)
+    print(_help(full="--helpfull" in argv[1:]))
     return 0
   verbose = "--verbose" in argv[1:]
   from remix_jax import extras  # pylint: disable=g-import-not-at-top

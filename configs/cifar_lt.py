@@ -1,10 +1,11 @@
-"""Long-tailed CIFAR/CINIC presets of the Remix paper (Tables 1, 2 and 5).
+r"""Long-tailed CIFAR/CINIC presets of the Remix paper (Tables 1, 2 and 5).
 
     python main.py --workdir runs/c10_remix_drw \
-      --config configs/cifar_lt.py:dataset=cifar10_jpeg,rho=100,profile=exp,method=remix_drw
+      --config configs/cifar_lt.py:dataset=cifar10,rho=100,profile=exp,method=remix_drw
 
 Arguments after ``:`` (comma-separated ``key=value``):
-  dataset   cifar10 | cifar100 | cifar10_jpeg (offline real CIFAR-10) | cinic10
+  dataset   cifar10 (default; tfds downloads it) | cifar100 | cinic10 |
+            cifar10_jpeg (our offline copy of CIFAR-10, prepared beforehand)
   rho       imbalance ratio (default 100)
   profile   exp | step
   method    a name from remix_jax.trainer.methods.METHODS (default erm)
@@ -25,11 +26,11 @@ PROTOCOLS = ("paper", "cpu30", "remix300")
 def get_config(arg=None):
   """The preset of the ``key=value,...`` argument string (module docstring)."""
   return build(**args.parse_arg(
-      arg, preset="cifar_lt", dataset="cifar10_jpeg", rho=100.0,
+      arg, preset="cifar_lt", dataset="cifar10", rho=100.0,
       profile="exp", method="erm", protocol="paper", seed=0, split_seed=-1))
 
 
-def build(dataset: str = "cifar10_jpeg", rho: float = 100.0,
+def build(dataset: str = "cifar10", rho: float = 100.0,
           profile: str = "exp", method: str = "erm", protocol: str = "paper",
           seed: int = 0, split_seed: int = -1):
   """The preset for one long-tailed benchmark cell, from keyword arguments

@@ -1,4 +1,4 @@
-"""Presets of the SUMix tables (Qin et al., ECCV 2024; the released configs).
+r"""Presets of the SUMix tables (Qin et al., ECCV 2024; the released configs).
 
     python main.py --workdir runs/c100_cutmix_sumix \
       --config configs/sumix.py:dataset=cifar100,mixer=cutmix

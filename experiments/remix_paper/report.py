@@ -278,10 +278,108 @@ ORDERINGS_INTRO = (
     "row has n = 1 (no spread to judge the margin by):")
 
 
+def _summary_rows(members: Sequence[CellSummary],
+                  reference: Optional[dict]) -> list[str]:
+  """The summary table of one group: a row per cell, ours next to the
+  paper's (and the committed report's, with ``reference``)."""
+  committed = reference is not None
+  lines = ["| method | n | top-1 (ours) | top-1 (paper) | Δ | "
+           + ("top-1 (committed) | " if committed else "")
+           + "head | mid | tail | many | medium | few | status |",
+           "|---|---|---|---|---|" + "---|" * (7 + committed)]
+  for s in members:
+    mean, std = s.stats["mean"], s.stats["std"]
+    paper = report.fmt(s.paper)
+    if s.paper is not None:
+      paper += f" ({_paper_table(s)})"
+    delta = (None if s.top1 is None or s.paper is None
+             else s.top1 - s.paper)
+    cols = [pm(mean[k], std[k]) if s.finished else "–"
+            for k in METRICS[:-1]]
+    status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
+                       if r.state != FINISHED) or "finished"
+    notes = ([_branch_note(r) for r in s.runs if r.branch]
+             + [_restart_note(r) for r in s.runs if r.restarts])
+    if notes:
+      status += " (" + "; ".join(notes) + ")"
+    theirs = ""
+    if committed:
+      match = reference_cell(reference["report"], s.cell)
+      theirs = ("– | " if match is None else
+                f"{pm(match['mean']['top1'], match['std']['top1'])} "
+                f"(n = {match['n']}) | ")
+    lines.append(
+        f"| {method_label(s.cell.method)} | {s.stats['n']} | {cols[0]} | "
+        f"{paper} | {'–' if delta is None else f'{delta:+.2f}'} | "
+        f"{theirs}{' | '.join(cols[1:])} | {status} |")
+  return lines
+
+
+def reference_cell(reference: dict, cell: Cell) -> Optional[dict]:
+  """The cell of a committed report that ``cell`` is compared against.
+
+  Args:
+    reference: a report (:func:`report_json`, e.g. the parsed committed
+      ``results/<table>.json``).
+    cell: one of our cells.
+
+  Returns:
+    The reference's cell with the same method, profile, ρ and protocol (on
+    whatever dataset) and at least one finished run, or ``None``.
+  """
+  for c in reference["cells"]:
+    if c["n"] and (c["method"], c["profile"], float(c["rho"]),
+                   c["protocol"]) == (cell.method, cell.profile,
+                                      float(cell.rho), cell.protocol):
+      return c
+  return None
+
+
+def reference_rows(reference: dict,
+                   cells: Sequence[Cell]) -> list[tuple[str, str]]:
+  """The finished runs of a committed report that ``cells`` are compared
+  against (:func:`reference_cell`), in table order.
+
+  Returns:
+    ``(run name, status)`` pairs, e.g. ``('erm_cifar10_jpeg_exp100_paper_s0',
+    'finished (top-1 64.92)')``.
+  """
+  rows = []
+  for cell in cells:
+    match = reference_cell(reference, cell) or {"runs": []}
+    rows += [(os.path.basename(r["workdir"]), r["status"])
+             for r in match["runs"] if r["state"] == FINISHED]
+  return rows
+
+
+def _reference_intro(reference: Optional[dict],
+                     summaries: Sequence[CellSummary]) -> list[str]:
+  """The line that names the committed rows the report compares with."""
+  if reference is None:
+    return []
+  rows = reference_rows(reference["report"], [s.cell for s in summaries])
+  names = ", ".join(f"`{name}`" for name, _ in rows) or "none"
+  return [f"Top-1 (committed): the committed report `{reference['path']}`, "
+          f"whose finished rows are {names}.", ""]
+
+
 def markdown(table: str, summaries: Sequence[CellSummary],
-             orderings: Sequence[dict]) -> str:
+             orderings: Sequence[dict],
+             reference: Optional[dict] = None) -> str:
   """The report of one table: a summary row per cell (ours next to the
-  paper's), runs not finished, per-class accuracy and the orderings."""
+  paper's), runs not finished, per-class accuracy and the orderings.
+
+  Args:
+    table: the table's name (the title).
+    summaries: its cells (:func:`summarize`).
+    orderings: :func:`check_orderings` of ``summaries``.
+    reference: ``{'path': …, 'report': …}``: a committed report
+      (:func:`report_json`) to compare with, in a column and a line naming
+      its rows; ``None``: none.
+
+  Returns:
+    The Markdown text.
+  """
   lines = [f"# Reproduction: `{table}`", "",
            "Ours: mean ± sample std over the finished seeds (n), trained "
            "with the protocol and epochs in each heading. A seed s is a "
@@ -295,31 +393,11 @@ def markdown(table: str, summaries: Sequence[CellSummary],
            "and smallest 30 % of the classes; many / medium / few: classes "
            "with more than 100, 20–100 and fewer than 20 training images "
            "(– where no class is one).", ""]
+  lines += _reference_intro(reference, summaries)
   for group in dict.fromkeys(s.cell.group for s in summaries):
     members = [s for s in summaries if s.cell.group == group]
-    lines += [f"## {_group_title(members[0].cell)}", "",
-              "| method | n | top-1 (ours) | top-1 (paper) | Δ | head | mid "
-              "| tail | many | medium | few | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for s in members:
-      mean, std = s.stats["mean"], s.stats["std"]
-      paper = report.fmt(s.paper)
-      if s.paper is not None:
-        paper += f" ({_paper_table(s)})"
-      delta = (None if s.top1 is None or s.paper is None
-               else s.top1 - s.paper)
-      cols = [pm(mean[k], std[k]) if s.finished else "–"
-              for k in METRICS[:-1]]
-      status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
-                         if r.state != FINISHED) or "finished"
-      notes = ([_branch_note(r) for r in s.runs if r.branch]
-               + [_restart_note(r) for r in s.runs if r.restarts])
-      if notes:
-        status += " (" + "; ".join(notes) + ")"
-      lines.append(
-          f"| {method_label(s.cell.method)} | {s.stats['n']} | {cols[0]} | "
-          f"{paper} | {'–' if delta is None else f'{delta:+.2f}'} | "
-          f"{' | '.join(cols[1:])} | {status} |")
+    lines += [f"## {_group_title(members[0].cell)}", ""]
+    lines += _summary_rows(members, reference)
     finished = [s for s in members if s.finished]
     if finished:
       results = _first_results(finished)
@@ -366,9 +444,12 @@ def markdown(table: str, summaries: Sequence[CellSummary],
 
 
 def report_json(table: str, summaries: Sequence[CellSummary],
-                orderings: Sequence[dict]) -> dict:
-  """The machine-readable report (what :func:`markdown` shows)."""
-  return {
+                orderings: Sequence[dict],
+                reference: Optional[dict] = None) -> dict:
+  """The machine-readable report (what :func:`markdown` shows); with
+  ``reference``, its path and the names of the rows compared against
+  (``'reference'``)."""
+  out = {
       "table": table,
       "cells": [{
           **dataclasses.asdict(s.cell),
@@ -383,6 +464,11 @@ def report_json(table: str, summaries: Sequence[CellSummary],
       } for s in summaries],
       "orderings": list(orderings),
   }
+  if reference is not None:
+    out["reference"] = {"path": reference["path"], "rows": [
+        name for name, _ in reference_rows(
+            reference["report"], [s.cell for s in summaries])]}
+  return out
 
 
 # --- Results at a glance (README) ------------------------------------------
@@ -482,7 +568,8 @@ def _write_curves(prefix: str, in_group: Sequence[CellSummary]) -> None:
 
 
 def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
-                 results_dir: str) -> list[CellSummary]:
+                 results_dir: str,
+                 reference: Optional[dict] = None) -> list[CellSummary]:
   """Writes ``<results_dir>/<table>.md`` and ``.json``, the test top-1 curves
   of every run that has evaluated (``<table>_curves.png``, and per method
   its seeds and their mean, ``<table>_seed_curves.png``; one of each per
@@ -490,13 +577,15 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
   a run is finished, ``<table>_per_class.png`` and ``<table>_groups.png``.
   Each finished run's results, and each unfinished run's progress, is copied
   to :func:`status.archive_dir` (with its curve and branch), which later
-  reports (and the runner) read when the workdir is gone.
+  reports into the same ``results_dir`` read when the workdir is gone (the
+  runner trains from the workdirs alone).
 
   Args:
     table: the table's name (file names and title).
     cells: its cells.
     runs_dir: the directory holding the table's run workdirs.
     results_dir: where the report goes (created if needed).
+    reference: a committed report to compare with (:func:`markdown`).
 
   Returns:
     The cell summaries.
@@ -509,9 +598,10 @@ def write_report(table: str, cells: Sequence[Cell], runs_dir: str,
   os.makedirs(results_dir, exist_ok=True)
   base = os.path.join(results_dir, table)
   with open(base + ".md", "w") as f:
-    f.write(markdown(table, summaries, orderings))
+    f.write(markdown(table, summaries, orderings, reference))
   with open(base + ".json", "w") as f:
-    json.dump(report_json(table, summaries, orderings), f, indent=1)
+    json.dump(report_json(table, summaries, orderings, reference), f,
+              indent=1)
   groups = list(dict.fromkeys(s.cell.group for s in summaries))
   for group in groups:
     prefix = base + _group_suffix(group, groups)

@@ -5,8 +5,10 @@ A run's workdir (``remix_jax.trainer.train.train_and_evaluate``) holds
 ``checkpoints/``, TensorBoard events (``test/top1`` at every evaluation),
 ``progress.json`` (the last evaluation) and, once finished, ``results.json``.
 A run branched from its base (:mod:`experiments.remix_paper.runner`) also
-holds ``branch.json``. Copies under ``<results_dir>/runs/<table>/``
-(:func:`archive_dir`) stand in for workdirs that are not on this machine.
+holds ``branch.json``. In a report, copies under
+``<results_dir>/runs/<table>/`` (:func:`archive_dir`) stand in for workdirs
+that are not on this machine; what is trained is decided by the workdirs
+alone, so committed copies are references, never reasons to skip a run.
 """
 
 from __future__ import annotations
@@ -115,9 +117,9 @@ def archive_dir(results_dir: str, table: str) -> str:
   ``<results_dir>/runs/<table>/<run name>.json`` (finished: ``results.json``
   plus ``curve`` and ``branch``) and ``<run name>.progress.json``
   (unfinished: last evaluated epoch and top-1, ``curve``, ``branch``):
-  committed with the report, so a fresh checkout still knows (and skips) the
-  finished runs and shows how far the others got, although their workdirs
-  (checkpoints) are not committed.
+  committed with the report, so that a report rewritten in the same
+  ``results_dir`` still shows the finished runs and how far the others got,
+  although their workdirs (checkpoints) are not committed.
   """
   return os.path.join(results_dir, "runs", table)
 

@@ -3,7 +3,10 @@ paper's numbers, the cells (method × benchmark × protocol × seeds) that make
 up each of our tables, and the orderings the paper claims.
 
 A table is a list of :class:`Cell`; each (cell, seed) is one run in its own
-workdir, trained by ``experiments/remix_paper/reproduce.py``.
+workdir, trained by ``experiments/remix_paper/reproduce.py``. The cells are
+on tfds' ``cifar10`` (:data:`DEFAULT_DATASET`); :func:`get_table` puts them
+on another dataset, e.g. ``cifar10_jpeg``, the offline copy of CIFAR-10 that
+the committed rows in ``results/`` were trained on (:data:`OFFLINE_DATASET`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ ORDERINGS = (("erm", "mixup", "remix", "remix_drw"),
              ("ldam", "ldam_drw", "remix_ldam_drw"),
              ("ldam_drw", "remix_drw"),
              ("cutmix", "remix_cm"))
+
+
+#: The dataset of the tables' cells: tfds' own CIFAR-10.
+DEFAULT_DATASET = "cifar10"
+#: Our offline copy of CIFAR-10 (``docs/datasets.md``), the dataset of the
+#: committed rows in ``results/``.
+OFFLINE_DATASET = "cifar10_jpeg"
 
 
 def method_label(method: str) -> str:
@@ -142,7 +152,8 @@ class Cell:
 
   Attributes:
     method: a name from :data:`remix_jax.trainer.methods.METHODS`.
-    dataset: ``config.data.name``.
+    dataset: ``config.data.name`` (:data:`DEFAULT_DATASET`, or the
+      offline copy :data:`OFFLINE_DATASET`).
     rho: imbalance ratio.
     profile: ``'exp'`` or ``'step'``.
     protocol: ``'paper'``, ``'cpu30'`` or ``'remix300'`` (``configs/cifar_lt.py``).
@@ -152,7 +163,7 @@ class Cell:
   """
 
   method: str
-  dataset: str = "cifar10_jpeg"
+  dataset: str = DEFAULT_DATASET
   rho: float = 100
   profile: str = "exp"
   protocol: str = "cpu30"
@@ -202,10 +213,22 @@ TABLES: dict[str, list[Cell]] = {
 }
 
 
-def get_table(name: str) -> list[Cell]:
-  """The cells of table ``name``; a one-line ``ValueError`` lists the names."""
+def get_table(name: str, dataset: str = DEFAULT_DATASET) -> list[Cell]:
+  """The cells of table ``name`` on ``dataset``.
+
+  Args:
+    name: a key of :data:`TABLES`.
+    dataset: the cells' ``config.data.name``.
+
+  Returns:
+    The table's cells, in order.
+
+  Raises:
+    ValueError: an unknown table (one line listing the names).
+  """
   try:
-    return TABLES[name]
+    cells = TABLES[name]
   except KeyError:
     raise ValueError(f"unknown table {name!r}; choose one of "
                      f"{', '.join(TABLES)}") from None
+  return [dataclasses.replace(c, dataset=dataset) for c in cells]

@@ -22,7 +22,7 @@ from remix_jax.data import registry
 class DataOptions:
   """Which long-tailed split to build and how to order and augment it.
 
-  The defaults are CIFAR-10-LT (exp, ρ = 100) on ``cifar10_jpeg``.
+  The defaults are CIFAR-10-LT (exp, ρ = 100) on tfds' ``cifar10``.
 
   Attributes:
     name: one of :data:`~remix_jax.data.registry.SUPPORTED_DATASETS`.
@@ -40,7 +40,7 @@ class DataOptions:
       re-weighting (``config.cb_beta``): one value under two names.
   """
 
-  name: str = "cifar10_jpeg"
+  name: str = "cifar10"
   data_dir: Optional[str] = None
   rho: float = 100.0
   profile: str = "exp"

@@ -410,6 +410,30 @@ class Checkpointer:
       self._move_aside(step, problem)
     return None
 
+  def verify(self, step: int, abstract_state) -> Optional[str]:
+    """Why checkpoint ``step`` cannot be used as it is, or ``None`` when it
+    restores, holds finite values and matches its recorded checksums; moves
+    and logs nothing (:meth:`restore_latest` deals with a bad step).
+
+    Args:
+      step: the checkpoint's step.
+      abstract_state: the layout the run builds (as for
+        :meth:`restore_latest`).
+
+    Returns:
+      ``None``, or the problem: not present, a problem of its proof (no
+      checksums included), another layout, a failed restore, a checksum
+      mismatch or NaN/Inf.
+    """
+    self._reload()
+    if step not in self._present_steps():
+      return "it is not present"
+    proof = self._proof(step)
+    if proof.records is None and proof.problem is None:
+      return _NO_CHECKSUMS
+    return self._restore_step(step, proof, abstract_state,
+                              _layout(abstract_state))[1]
+
   def _present_steps(self) -> list[int]:
     """The steps named in the checkpoints directory, whatever is there (a
     checkpoint, a symlink, a file)."""

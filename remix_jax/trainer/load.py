@@ -1,4 +1,5 @@
-"""A trained run back as a model: :func:`load_run` and :func:`evaluate_run`.
+"""A trained run back as a model (:func:`load_run`, :func:`evaluate_run`),
+and the recorded result of a finished run (:func:`finished_result`).
 
     from remix_jax.trainer import load
     model, info = load.load_run("runs/quickstart")
@@ -12,7 +13,9 @@ eval mode (BatchNorm's running averages).
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
+import jax
 import numpy as np
 from flax import nnx
 
@@ -105,3 +108,57 @@ def evaluate_run(workdir: str, *, data_dir=None) -> dict:
   out = evaluation.evaluate(eval_step, state, eval_data, mesh,
                             info["class_counts"])
   return {**out, "step": info["step"]}
+
+
+def _abstract_state(config, num_classes: int):
+  """The layout of ``config``'s train state on this process's first device,
+  traced (:func:`jax.eval_shape`): nothing is initialised or compiled."""
+
+  def init():
+    model = build.model_from_config(config, num_classes,
+                                    per_device_batch=config.batch_size)
+    tx = build.optimizer(config, build.learning_rate_fn(config, 1))
+    return build.initial_state(config, model, tx)
+
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      jax.eval_shape(init))
+
+
+def finished_result(workdir: str, config) -> Optional[dict]:
+  """The recorded final metrics of ``workdir`` when ``config``'s run there
+  has finished, without reading data or compiling a step.
+
+  Finished means: ``results.json`` holds this config (the fields of
+  :data:`~remix_jax.trainer.run_record.FREE_FIELDS` aside) and the step of
+  its metrics, the newest checkpoint is that step, and that checkpoint
+  restores and matches its recorded checksums (nothing is moved or logged
+  when it does not).
+
+  Args:
+    workdir: the run's directory.
+    config: the validated config of this call.
+
+  Returns:
+    The ``metrics`` of ``results.json`` (what ``train_and_evaluate``
+    returned when the run finished), or ``None`` when the run has not
+    finished by this definition (the trainer then takes its full path).
+  """
+  results = report.read_results(workdir)
+  if results is None or run_record.differences(
+      run_record.flatten(results.get("config") or {}),
+      run_record.flatten(config)):
+    return None
+  step = results["metrics"].get("step")
+  if step is None or step != max(checkpointing.saved_steps(workdir),
+                                 default=None):
+    return None
+  state = _abstract_state(config, len(results["class_counts"]))
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                    primary=False)
+  try:
+    problem = ckpt.verify(step, state)
+  finally:
+    ckpt.close()
+  return results["metrics"] if problem is None else None

@@ -107,6 +107,14 @@ def where_line(workdir: str, seconds: float) -> str:
           f"checkpoints in {os.path.join(workdir, 'checkpoints')}")
 
 
+def finished_line(workdir: str, metrics: dict) -> str:
+  """What a run that had finished already says: its recorded top-1 and
+  where its outputs are."""
+  return (f"already finished: top-1 {fmt(metrics.get('top1'))} % at step "
+          f"{metrics.get('step')}; results in {workdir}/ "
+          f"({', '.join(RESULT_FILES)}); use a new --workdir to train again")
+
+
 def write_results(workdir: str, metrics: dict, *, class_counts, class_names,
                   config_json: str, title: str) -> None:
   """Writes ``results.json`` (with the steps the run resumed at and how its

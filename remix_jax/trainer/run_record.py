@@ -87,6 +87,29 @@ def load_config(workdir: str):
   return ml_collections.ConfigDict(record["config"])
 
 
+#: The value of a field that one of two configs does not have.
+_MISSING = object()
+
+
+def differences(stored: dict, new: dict) -> dict:
+  """The fields in which two flat configs (:func:`flatten`) differ.
+
+  Args:
+    stored: the flat config that trained a run (its record, or the config
+      in its ``results.json``).
+    new: the flat config of this call.
+
+  Returns:
+    ``{field: (stored value, new value)}`` of every field but
+    :data:`FREE_FIELDS` whose values differ, sorted by field; a field one
+    of them lacks has the value ``_MISSING`` there.
+  """
+  return {key: (stored.get(key, _MISSING), new.get(key, _MISSING))
+          for key in sorted(set(stored) | set(new))
+          if key not in FREE_FIELDS
+          and stored.get(key, _MISSING) != new.get(key, _MISSING)}
+
+
 def _fmt(value) -> str:
   return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
@@ -133,22 +156,18 @@ def check(workdir: str, config, allow_changes=(), *,
           f"record ({RECORD_FILE}), so nothing shows which config trained "
           "them; use a new --workdir")
     return {}
-  missing = object()
-  changes = {key: (old.get(key, missing), new.get(key, missing))
-             for key in sorted(set(old) | set(new))
-             if key not in FREE_FIELDS and old.get(key, missing) != new.get(
-                 key, missing)}
+  changes = differences(old, new)
   refused = [key for key in changes if key not in allow_changes]
   if refused:
     described = ", ".join(
-        f"{key} {_fmt(changes[key][0]) if changes[key][0] is not missing else '(absent)'}"
-        f" -> {_fmt(changes[key][1]) if changes[key][1] is not missing else '(absent)'}"
+        f"{key} {_fmt(changes[key][0]) if changes[key][0] is not _MISSING else '(absent)'}"
+        f" -> {_fmt(changes[key][1]) if changes[key][1] is not _MISSING else '(absent)'}"
         for key in refused)
     raise ConfigChangedError(
         f"workdir {os.path.abspath(workdir)} was trained with another config: "
         f"{described}; use a new --workdir, or continue this run with the new "
         f"values with --allow_changes={','.join(refused)}")
-  return {key: tuple(None if v is missing else v for v in values)
+  return {key: tuple(None if v is _MISSING else v for v in values)
           for key, values in changes.items()}
 
 

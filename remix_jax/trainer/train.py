@@ -30,6 +30,7 @@ from remix_jax.trainer import config_lib
 from remix_jax.trainer import distributed
 from remix_jax.trainer import evaluation
 from remix_jax.trainer import interrupt
+from remix_jax.trainer import load
 from remix_jax.trainer import objective as objective_lib
 from remix_jax.trainer import process_setup
 from remix_jax.trainer import report
@@ -59,12 +60,16 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
   """Trains and evaluates the model described by ``config`` in ``workdir``.
 
   Resumes automatically from the newest good checkpoint in
-  ``workdir/checkpoints``. On SIGTERM or SIGINT it saves a checkpoint (at an
-  epoch's last step, then runs that epoch's evaluation if one is due) and
-  returns ``{'interrupted': True, 'step': …}``. Before reading any data it
-  checks the config, that ``workdir`` is writable, takes the workdir's lock
-  and compares the config with the one that trained the workdir
-  (:mod:`remix_jax.trainer.run_record`).
+  ``workdir/checkpoints``. A run that has finished answers at once with its
+  recorded metrics, without reading data or compiling, when its results and
+  final checkpoint verify (:func:`remix_jax.trainer.load.finished_result`);
+  otherwise the final checkpoint is restored (or an older one, past a
+  corrupt one) and evaluated again. On SIGTERM or SIGINT it saves a
+  checkpoint (at an epoch's last step, then runs that epoch's evaluation if
+  one is due) and returns ``{'interrupted': True, 'step': …}``. Before
+  reading any data it checks the config, that ``workdir`` is writable, takes
+  the workdir's lock and compares the config with the one that trained the
+  workdir (:mod:`remix_jax.trainer.run_record`).
 
   It first sets up the process (:func:`remix_jax.trainer.process_setup.
   configure_process`: nothing to do when that is done already, a warning
@@ -129,18 +134,34 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
     if primary and held_lock is None:
       lock.acquire()
     try:
-      has_checkpoints = bool(checkpointing.saved_steps(workdir))
-      changes = run_record.check(workdir, config, allow_changes,
-                                 has_checkpoints=has_checkpoints)
-      result = _run(config, workdir, stop, primary=primary, changes=changes,
-                    stop_at_epoch=stop_at_epoch,
-                    replace_record=not has_checkpoints,
-                    allow_unverified=allow_unverified_checkpoints)
-      if "top1" in result and primary:
-        logging.info(report.where_line(workdir, time.monotonic() - start))
-      return result
+      return _locked(config, workdir, stop, primary=primary, start=start,
+                     allow_changes=allow_changes, stop_at_epoch=stop_at_epoch,
+                     allow_unverified=allow_unverified_checkpoints)
     finally:
       lock.release()
+
+
+def _locked(config, workdir: str, stop: interrupt.StopRequest, *,
+            primary: bool, start: float, allow_changes,
+            stop_at_epoch: Optional[int], allow_unverified: bool) -> dict:
+  """The run in its locked workdir: the config compared with the record,
+  then the recorded answer of a finished run, or the full path."""
+  has_checkpoints = bool(checkpointing.saved_steps(workdir))
+  changes = run_record.check(workdir, config, allow_changes,
+                             has_checkpoints=has_checkpoints)
+  if (has_checkpoints and not changes and stop_at_epoch is None
+      and jax.process_count() == 1):
+    result = load.finished_result(workdir, config)
+    if result is not None:
+      logging.info(report.finished_line(workdir, result))
+      return result
+  result = _run(config, workdir, stop, primary=primary, changes=changes,
+                stop_at_epoch=stop_at_epoch,
+                replace_record=not has_checkpoints,
+                allow_unverified=allow_unverified)
+  if "top1" in result and primary:
+    logging.info(report.where_line(workdir, time.monotonic() - start))
+  return result
 
 
 def _data(config, mesh):

@@ -1,5 +1,6 @@
 """CIFAR-10-LT on the real prepared CIFAR-10 (skipped when it is absent)."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -10,7 +11,7 @@ from remix_jax import data
 CIFAR10_EXP100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 
 
-config = data.DataOptions
+config = functools.partial(data.DataOptions, name="cifar10_jpeg")
 
 
 @pytest.fixture(scope="module")

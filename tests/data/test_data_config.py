@@ -15,7 +15,7 @@ from remix_jax.trainer import config_lib
 from remix_jax import data
 from remix_jax.data import source
 
-FIELDS = {"name": "cifar10_jpeg", "data_dir": None, "rho": 100.0,
+FIELDS = {"name": "cifar10", "data_dir": None, "rho": 100.0,
           "profile": "exp", "split_seed": 0, "shuffle_seed": 0,
           "augment": True, "resample_beta": 0.9999}
 
@@ -24,7 +24,7 @@ options = data.DataOptions
 
 def test_default_options_fields():
   assert dataclasses.asdict(data.DataOptions()) == FIELDS
-  assert data.check_options(data.DataOptions()).name == "cifar10_jpeg"
+  assert data.check_options(data.DataOptions()).name == "cifar10"
   with pytest.raises(dataclasses.FrozenInstanceError):
     data.DataOptions().rho = 10.0
   assert data.SUPPORTED_DATASETS == (
@@ -153,7 +153,7 @@ def test_prepared_dataset_missing(tmp_path):
                      match=f"cifar10_jpeg is not prepared in {tmp_path} "
                      r"\(from data_dir argument\): expected .*dataset_info"
                      r".json; point DataOptions.data_dir or TFDS_DATA_DIR"):
-    data.create_eval_data(options(), global_batch_size=8,
+    data.create_eval_data(options(name="cifar10_jpeg"), global_batch_size=8,
                           data_dir=str(tmp_path))
 
 

@@ -46,11 +46,15 @@ def _finish(runs_dir, cell, seed, metrics,
 
 def test_run_names_and_configs():
   cell = tables.Cell("remix_drw", seeds=(0, 1))
-  assert cell.run_name(1) == "remix_drw_cifar10_jpeg_exp100_cpu30_s1"
+  assert cell.run_name(1) == "remix_drw_cifar10_exp100_cpu30_s1"
   # The cell's config is the preset the command line builds from its string.
   assert cell.config(1).to_json() == cifar_lt.get_config(
-      "dataset=cifar10_jpeg,rho=100,profile=exp,method=remix_drw,"
+      "dataset=cifar10,rho=100,profile=exp,method=remix_drw,"
       "protocol=cpu30,seed=1").to_json()
+  offline = tables.get_table("paper", "cifar10_jpeg")
+  assert [c.dataset for c in offline] == ["cifar10_jpeg"] * len(offline)
+  assert offline[3].run_name(1) == "remix_cifar10_jpeg_exp100_paper_s1"
+  assert {c.dataset for c in tables.get_table("paper")} == {"cifar10"}
   assert cell.deferred_base() == tables.Cell("remix", seeds=(0, 1))
   assert tables.Cell("remix").deferred_base() is None
   assert [c.method for c in tables.get_table("cpu30")] == [
@@ -234,7 +238,8 @@ def test_report_markdown_json_and_plots(tmp_path):
   paper_report.write_report("fake", cells, runs_dir, results_dir)
   md = (tmp_path / "results" / "fake.md").read_text()
   # Our epochs (the paper trained 300) are in the heading.
-  assert "\n## cifar10_jpeg, exp ρ=100, protocol cpu30 (30 epochs)\n" in md
+  assert "\n## cifar10, exp ρ=100, protocol cpu30 (30 epochs)\n" in md
+  assert "top-1 (committed)" not in md  # no reference given
   assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 |" in md
   # head, mid, tail, many (classes 0-7), medium (8-9), few (none).
   assert ("| Mixup | 2 | 72.00 ± 0.71 | 73.09 (Table 1) | -1.09 | 83.83 ± "
@@ -356,11 +361,11 @@ def test_cli_readme_table_prints_the_block(tmp_path):
   (results_dir / "paper.json").write_text(json.dumps(table_json))
   args = [sys.executable, str(REPO / "experiments" / "remix_paper" /
                               "reproduce.py"), "--readme_table"]
-  out = subprocess.run(args + ["--table", "paper", "--results_dir",
+  out = subprocess.run(args + ["--table", "paper", "--reference_dir",
                                str(results_dir)],
                        capture_output=True, text=True, timeout=120, check=True)
   assert out.stdout == paper_report.readme_block(table_json) + "\n"
-  bad = subprocess.run(args + ["--table", "cpu30", "--results_dir",
+  bad = subprocess.run(args + ["--table", "cpu30", "--reference_dir",
                                str(results_dir)],
                        capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and not bad.stdout
@@ -368,7 +373,8 @@ def test_cli_readme_table_prints_the_block(tmp_path):
 
 
 def test_finished_results_survive_without_their_workdirs(tmp_path):
-  """A fresh checkout has results/ but not runs/: same report, runs skipped."""
+  """A report rewritten into the same results directory without the
+  workdirs (results/ is committed, runs/ is not) keeps the finished rows."""
   cells, runs_dir = _fake_table(tmp_path)
   results_dir = str(tmp_path / "results")
   paper_report.write_report("fake", cells, runs_dir, results_dir)
@@ -475,23 +481,135 @@ def test_mixed_examples_grid(tmp_path):
   assert path.stat().st_size > 1000
 
 
+def _reproduce(*args, timeout=120):
+  return subprocess.run(
+      [sys.executable, str(REPO / "experiments" / "remix_paper" /
+                           "reproduce.py"), *map(str, args)],
+      capture_output=True, text=True, timeout=timeout)
+
+
 def test_cli_dry_run_lists_every_run(tmp_path):
+  """Copies of finished runs, in the report's own directory or in the
+  committed report, are no reason to skip a run: its workdir decides."""
   runs_dir, results_dir = tmp_path / "runs", tmp_path / "results"
   erm = tables.get_table("cpu30")[0]
   archive = results_dir / "runs" / "cpu30"
   archive.mkdir(parents=True)
   (archive / f"{erm.run_name(0)}.json").write_text(json.dumps(
       {"metrics": _metrics(58.6)}))
-  out = subprocess.run(
-      [sys.executable, str(REPO / "experiments" / "remix_paper" /
-                           "reproduce.py"), "--table",
-       "cpu30", "--dry_run", "--runs_dir", str(runs_dir), "--results_dir",
-       str(results_dir)],
-      capture_output=True, text=True, timeout=120, check=True).stdout
+  out = _reproduce("--table", "cpu30", "--dry_run", "--runs_dir", runs_dir,
+                   "--results_dir", results_dir)
+  assert out.returncode == 0, out.stderr
+  for cell in tables.get_table("cpu30"):
+    assert f"{cell.run_name(0)}: not started" in out.stdout.splitlines()
+  _finish(str(runs_dir / "cpu30"), erm, 0, _metrics(58.6))
+  out = _reproduce("--table", "cpu30", "--dry_run", "--runs_dir", runs_dir,
+                   "--results_dir", results_dir).stdout
   assert f"{erm.run_name(0)}: finished (top-1 58.60)" in out
-  for cell in tables.get_table("cpu30")[1:]:
-    assert f"{cell.run_name(0)}: not started" in out
-  assert not runs_dir.exists()
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar10_jpeg"])
+def test_cli_a_fresh_runs_dir_trains_every_row_of_the_paper_table(
+    tmp_path, dataset):
+  """The committed rows (results/) are references: an empty --runs_dir
+  lists every row as not started, and names the committed rows the report
+  compares with."""
+  out = _reproduce("--table", "paper", "--dry_run", "--runs_dir", tmp_path,
+                   "--dataset", dataset)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.splitlines()
+  cells = tables.get_table("paper", dataset)
+  rows = [f"{c.run_name(s)}: not started" for c in cells for s in c.seeds]
+  assert lines[:len(rows)] == rows
+  committed = status.read_json(str(REPO / "results" / "paper.json"))
+  finished = [r for c in committed["cells"] for r in c["runs"]
+              if r["state"] == status.FINISHED]
+  assert finished
+  assert lines[len(rows):] == [
+      "compared against the committed rows of results/paper.json:"] + [
+          f"  {os.path.basename(r['workdir'])}: {r['status']}"
+          for r in finished]
+  assert not os.listdir(tmp_path)
+
+
+def test_report_compares_with_the_committed_report(tmp_path):
+  cells, runs_dir = _fake_table(tmp_path)
+  committed = paper_report.report_json("fake", _summaries_of(
+      tmp_path / "committed", {"erm": [64.92], "mixup": [63.0, 65.0]}), [])
+  reference = {"path": "results/fake.json", "report": committed}
+  paper_report.write_report("fake", cells, runs_dir,
+                            str(tmp_path / "results"), reference)
+  md = (tmp_path / "results" / "fake.md").read_text()
+  names = [r["workdir"] for c in committed["cells"] for r in c["runs"]]
+  assert ("Top-1 (committed): the committed report `results/fake.json`, "
+          "whose finished rows are " + ", ".join(
+              f"`{os.path.basename(n)}`" for n in names) + ".") in md
+  assert "| Δ | top-1 (committed) | head |" in md
+  assert "| ERM | 2 | 70.00 ± 0.71 | 71.86 (Table 1) | -1.86 | 64.92 (n = 1) |" in md
+  assert "| Mixup | 2 | 72.00 ± 0.71 | 73.09 (Table 1) | -1.09 | 64.00 ± 1.41 (n = 2) |" in md
+  assert "| Remix | 2 | 71.00 ± 0.71 | 75.36 (Table 1) | -4.36 | – |" in md
+  report = json.loads((tmp_path / "results" / "fake.json").read_text())
+  assert report["reference"] == {
+      "path": "results/fake.json",
+      "rows": [os.path.basename(n) for n in names]}
+
+
+def test_the_offline_rows_resume_their_workdirs(tmp_path):
+  """The config reproduce.py builds with --dataset cifar10_jpeg is the one
+  that trained each committed row, and Remix s1's (whose record the trainer
+  wrote), and the workdir names are theirs: those runs resume."""
+  from experiments.remix_paper import runner  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import config_lib  # pylint: disable=g-import-not-at-top
+  from remix_jax.trainer import run_record  # pylint: disable=g-import-not-at-top
+  cells = {c.run_name(s): (c, s)
+           for c in tables.get_table("paper", "cifar10_jpeg") for s in c.seeds}
+  archive = REPO / "results" / "runs" / "paper"
+  records = {p.name[:-len(".json")]: json.loads(p.read_text())["config"]
+             for p in archive.glob("*_s[0-9].json")}
+  record = REPO / "tests" / "trainer" / "data" / (
+      "record_before_the_trainer_package.json")
+  records["remix_cifar10_jpeg_exp100_paper_s1"] = json.loads(
+      record.read_text())["config"]
+  assert len(records) >= 6
+  for name, stored in records.items():
+    assert name in cells, f"{name} is not a run of the paper table"
+    workdir = tmp_path / name
+    workdir.mkdir()
+    (workdir / run_record.RECORD_FILE).write_text(
+        json.dumps({"history": [], "config": stored}))
+    config = config_lib.validate_config(
+        runner._configure(*cells[name], "/any/data_dir"))  # pylint: disable=protected-access
+    assert run_record.check(str(workdir), config, has_checkpoints=True) == {}
+
+
+def test_cli_a_missing_dataset_stops_in_one_line(tmp_path):
+  out = _reproduce("--table", "paper", "--only", "erm", "--seeds", "0",
+                   "--dataset", "cifar10_jpeg", "--data_dir", tmp_path,
+                   "--runs_dir", tmp_path / "runs")
+  assert out.returncode == 1 and "Traceback" not in out.stderr
+  assert out.stderr.count("\n") == 1
+  assert out.stderr.startswith(
+      f"error: cifar10_jpeg is not prepared in {tmp_path} (from --data_dir): "
+      f"expected {tmp_path}/cifar10_jpeg/<version>/dataset_info.json; point "
+      "--data_dir or TFDS_DATA_DIR at the directory")
+  assert "docs/datasets.md" in out.stderr
+  assert not (tmp_path / "runs" / "paper").exists()
+
+
+def test_cifar10_offline_says_how_to_prepare_it(tmp_path, monkeypatch, capsys):
+  from experiments.remix_paper import reproduce  # pylint: disable=g-import-not-at-top
+  from remix_jax.data import source  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(source, "network_available", lambda *a, **k: False)
+  with pytest.raises(SystemExit) as stop:
+    reproduce.prepare_data("cifar10", str(tmp_path))
+  assert stop.value.code == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1
+  assert err.startswith(f"error: cifar10 is not prepared in {tmp_path} "
+                        "(from --data_dir) and www.cs.toronto.edu cannot be "
+                        "reached to download it; prepare it on a machine "
+                        "with network access")
+  assert "--data_dir / TFDS_DATA_DIR (see docs/datasets.md)" in err
 
 
 def test_cli_seeds_selects_runs_and_refuses_unknown_ones(tmp_path):
@@ -501,7 +619,8 @@ def test_cli_seeds_selects_runs_and_refuses_unknown_ones(tmp_path):
           str(tmp_path / "results"), "--only", "erm,remix"]
   out = subprocess.run(args + ["--seeds", "0,2"], capture_output=True,
                        text=True, timeout=120, check=True).stdout
-  listed = [line.split(":")[0] for line in out.splitlines()]
+  listed = [line.split(":")[0] for line in out.splitlines()
+            if not line.startswith(("compared against", " "))]
   cells = {c.method: c for c in tables.get_table("paper")}
   assert listed == [cells[m].run_name(s) for m in ("erm", "remix")
                     for s in (0, 2)]

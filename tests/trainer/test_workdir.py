@@ -254,7 +254,8 @@ def test_a_workdir_recorded_before_methods_were_resolved_resumes_unchanged(
   record = os.path.join(REPO, "tests", "trainer", "data",
                         "record_before_the_trainer_package.json")
   shutil.copyfile(record, tmp_path / run_record.RECORD_FILE)
-  config = cifar_lt.get_config("method=remix,protocol=paper,seed=1")
+  config = cifar_lt.get_config(
+      "dataset=cifar10_jpeg,method=remix,protocol=paper,seed=1")
   config.data.data_dir = "/elsewhere"  # a free field
   resolved = config_lib.validate_config(config)
   assert run_record.check(str(tmp_path), resolved) == {}
