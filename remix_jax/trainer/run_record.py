@@ -2,7 +2,8 @@
 compared on every resume, so that one workdir holds one run.
 
 Every field must match the stored one except :data:`FREE_FIELDS`, which
-cannot change what is trained. A deliberate change (a lower learning rate
+cannot change what is trained; a record older than a field of
+:data:`ADDED_FIELDS` matches that field's value there. A deliberate change (a lower learning rate
 after a NaN, more epochs) is allowed by naming the fields
 (``train_and_evaluate(..., allow_changes=[...])``, ``main.py
 --allow_changes=...``); the record then keeps the new values and a history
@@ -29,6 +30,14 @@ FREE_FIELDS = (
     # Kernel choices: the same math, up to float reassociation.
     "conv_impl", "weight_grad_chunks",
 )
+
+
+#: Fields newer than some records, each with the value that trains as the
+#: records' runs did: a record without the field matches that value.
+ADDED_FIELDS = {
+    "mix_prob": 1.0, "partners": "permutation", "unimix_tau": -0.5,
+    "la_tau": 1.0, "data.partner_power": 1.0,
+}
 
 
 class ConfigChangedError(ValueError):
@@ -134,6 +143,7 @@ def check(workdir: str, config, allow_changes=(), *,
           "them; use a new --workdir")
     return {}
   missing = object()
+  old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
   changes = {key: (old.get(key, missing), new.get(key, missing))
              for key in sorted(set(old) | set(new))
              if key not in FREE_FIELDS and old.get(key, missing) != new.get(
