@@ -6,26 +6,10 @@ import pytest
 
 from remix_jax import data
 from remix_jax.data import resample
-
-
-def options(**overrides):
-  return data.DataOptions(**{"name": "sklearn_digits", "rho": 10.0,
-                             **overrides})
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
-def train(digits_dir):
-  return data.create_train_data(options(), global_batch_size=32,
-                                data_dir=digits_dir)
-
-
-def stack(batches):
-  return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+from tests.data.test_data_pipeline import config as options
+from tests.data.test_data_pipeline import digits_dir  # noqa: F401  pylint: disable=unused-import
+from tests.data.test_data_pipeline import stack
+from tests.data.test_data_pipeline import train  # noqa: F401  pylint: disable=unused-import
 
 
 def test_partners_leave_the_first_stream_unchanged(train):
