@@ -51,6 +51,8 @@ def get_config(arg=None):
   c.mix_alpha = 1.0  # Beta(α, α); Remix uses 1.0 on CIFAR/CINIC, 0.4 on iNat
   c.mix_per_sample = False  # one λ per sample instead of one per batch
   c.mix_prob = 1.0  # probability that a batch is mixed (CMO: 0.5)
+  # Epochs left unmixed at the start and at the end of the run (CMO: 4, 3)
+  c.mix_skip_epochs = (0, 0)
   # Where each sample's partner comes from: permutation (of the batch) |
   # prior (rows of the batch drawn ∝ n_y^unimix_tau, UniMix) | sampler (a
   # second batch, class probability ∝ n_c^(1 − data.partner_power); CMO,

@@ -175,6 +175,12 @@ def _validate_partners(config, in_memory: bool) -> None:
   the mixer, SUMix and the dataset."""
   if not 0 < config.mix_prob <= 1:
     raise ValueError(f"config.mix_prob={config.mix_prob} must be in (0, 1]")
+  skip = tuple(config.mix_skip_epochs)
+  if (len(skip) != 2 or any(not isinstance(n, int) or n < 0 for n in skip)
+      or sum(skip) >= config.num_epochs):
+    raise ValueError(f"config.mix_skip_epochs={skip} must be two integers "
+                     f">= 0 (first, last) leaving some of config.num_epochs="
+                     f"{config.num_epochs} epochs to mix")
   if config.method == "balanced_softmax" and config.la_tau != 1:
     raise ValueError(f"config.method='balanced_softmax' is config.la_tau=1, "
                      f"got {config.la_tau}; select "

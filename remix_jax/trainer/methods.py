@@ -127,10 +127,12 @@ REFERENCES: dict[str, str] = {
 
 #: The published settings outside the method fields, by the method fields
 #: they go with (``configs/cifar_lt.py`` applies them): CMO mixes a batch
-#: with probability 0.5 (``--mixup_prob``), Balanced-MixUp draws Beta(0.2, 1)
+#: with probability 0.5 (``--mixup_prob``) from epoch 4 to the fourth-last
+#: (``start_data_aug < epoch < epochs − end_data_aug``, both 3), Balanced-MixUp draws Beta(0.2, 1)
 #: (α ∈ {0.1, 0.2, 0.3} in its experiments), UniMix Beta(0.8, 0.8).
 PUBLISHED_SETTINGS = (
-    ({"mixer": "cutmix", "partners": "sampler"}, {"mix_prob": 0.5}),
+    ({"mixer": "cutmix", "partners": "sampler"},
+     {"mix_prob": 0.5, "mix_skip_epochs": (4, 3)}),
     ({"mixer": "balanced_mixup"}, {"mix_alpha": 0.2}),
     ({"mixer": "unimix"}, {"mix_alpha": 0.8}),
 )

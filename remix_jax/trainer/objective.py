@@ -135,21 +135,33 @@ def draws_per_batch(config) -> bool:
   return not (config.mix_per_sample or config.mixer == "unimix")
 
 
-def skip_mix_unless(rng, prob: float, images, mixed, info):
-  """With probability ``1 − prob`` (one coin for the batch) the batch is
-  left unmixed: the clean images, λ = 1 and the mask all ones."""
-  coin = jax.random.bernoulli(rng, prob)
-  lam = jnp.where(coin, info.lam, jnp.ones_like(info.lam))
-  info = info._replace(lam=lam)
+def mix_window(config, steps_per_epoch: int) -> Optional[Callable]:
+  """``step -> bool``, whether ``config.mix_skip_epochs = (first, last)``
+  lets the step's epoch mix: not the first ``first`` epochs nor the last
+  ``last`` of ``config.num_epochs``; ``None`` when every epoch mixes."""
+  first, last = (int(n) for n in config.mix_skip_epochs)
+  if not first and not last:
+    return None
+  stop = config.num_epochs - last
+  return lambda step: (step // steps_per_epoch >= first) & (
+      step // steps_per_epoch < stop)
+
+
+def keep_mix_where(on, images, mixed, info):
+  """The mixed batch where ``on`` (a traced bool for the batch), else the
+  clean batch with λ = 1 and the mask all ones."""
+  info = info._replace(lam=jnp.where(on, info.lam, jnp.ones_like(info.lam)))
   if getattr(info, "mask", None) is not None:
-    info = info._replace(mask=jnp.where(coin, info.mask, 1.0))
-  return jnp.where(coin, mixed, images), info
+    info = info._replace(mask=jnp.where(on, info.mask, 1.0))
+  return jnp.where(on, mixed, images), info
 
 
-def make_mix_fn(config, num_mix_layers: int, class_counts) -> Callable:
-  """``(key, device_key, images, labels, partner_batch) -> (images,
+def make_mix_fn(config, num_mix_layers: int, class_counts,
+                steps_per_epoch: int = 1) -> Callable:
+  """``(key, device_key, images, labels, partner_batch, step) -> (images,
   MixInfo-like, ManifoldInfo|None)`` for ``config.mixer`` with
-  ``config.partners`` (:data:`PARTNER_CHOICES`) and ``config.mix_prob``.
+  ``config.partners`` (:data:`PARTNER_CHOICES`), ``config.mix_prob`` (one
+  coin per batch) and ``config.mix_skip_epochs`` (:func:`mix_window`).
 
   ``key`` is the step's key, the same on every device; ``device_key`` has
   the device folded in. The in-batch partners and per-sample draws use
@@ -163,8 +175,9 @@ def make_mix_fn(config, num_mix_layers: int, class_counts) -> Callable:
   source, tau, prob = config.partners, config.unimix_tau, config.mix_prob
   shared = draws_per_batch(config)
   manifold = config.mixer == "manifold_mixup"
+  window = mix_window(config, steps_per_epoch)
 
-  def mix(key, device_key, images, labels, partner_batch=None):
+  def mix(key, device_key, images, labels, partner_batch=None, step=0):
     partners, rng = None, device_key
     if source == "prior":
       k_pair, rng = jax.random.split(device_key)
@@ -173,9 +186,13 @@ def make_mix_fn(config, num_mix_layers: int, class_counts) -> Callable:
     elif source == "sampler":
       partners, rng = partner_batch, key if shared else device_key
     mixed, info = mixer(rng, images, labels, partners)
+    on = True
     if prob < 1.0:
-      mixed, info = skip_mix_unless(jax.random.fold_in(rng, 1), prob, images,
-                                    mixed, info)
+      on = jax.random.bernoulli(jax.random.fold_in(rng, 1), prob)
+    if window is not None:
+      on = window(step) & on
+    if on is not True:
+      mixed, info = keep_mix_where(on, images, mixed, info)
     return mixed, info, info if manifold else None
 
   return mix
@@ -293,7 +310,7 @@ def make_objective(config, class_counts, *, steps_per_epoch: int,
   """
   part = make_sumix_part(config)
   return build_objective(
-      mix=make_mix_fn(config, num_mix_layers, class_counts),
+      mix=make_mix_fn(config, num_mix_layers, class_counts, steps_per_epoch),
       label_weight=label_weight_fn(make_label_rule(config, class_counts),
                                    part.reduction if part else None),
       per_label_loss=make_per_label_loss(config, class_counts),
@@ -308,8 +325,8 @@ def build_objective(*, mix: Callable, label_weight: Callable,
   """The objective from its parts (no config).
 
   Args:
-    mix: ``(key, device_key, images, labels, partner_batch) -> (images,
-      MixInfo, ManifoldInfo|None)`` (:func:`make_mix_fn`).
+    mix: ``(key, device_key, images, labels, partner_batch, step) ->
+      (images, MixInfo, ManifoldInfo|None)`` (:func:`make_mix_fn`).
     label_weight: ``(ratio, labels_a, labels_b) -> λ_y``
       (:func:`label_weight_fn`; with SUMix it includes the reduction).
     per_label_loss: ``(logits, labels) -> [B]``.
@@ -339,7 +356,7 @@ def build_objective(*, mix: Callable, label_weight: Callable,
     clean = images
     device_key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     images, info, manifold = mix(key, device_key, images, labels,
-                                 partner_batch)
+                                 partner_batch, step)
     labels_b = info.partner_labels
     weights = class_weights(step // steps_per_epoch)
     w_a, w_b = weights[labels], weights[labels_b]

@@ -36,7 +36,7 @@ FREE_FIELDS = (
 #: records' runs did: a record without the field matches that value.
 ADDED_FIELDS = {
     "mix_prob": 1.0, "partners": "permutation", "unimix_tau": -0.5,
-    "la_tau": 1.0, "data.partner_power": 1.0,
+    "la_tau": 1.0, "data.partner_power": 1.0, "mix_skip_epochs": [0, 0],
 }
 
 

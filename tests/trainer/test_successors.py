@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from configs import cifar_lt
+from remix_jax import mixers
 from remix_jax import parallel
 from remix_jax import steps
 from remix_jax.trainer import build
@@ -106,6 +107,7 @@ def test_presets_of_the_successors():
   published = {m: config_lib.validate_config(cifar_lt.get_config(
       f"method={m}")) for m in ("cmo", "balanced_mixup", "unimix", "mixup")}
   assert published["cmo"].mix_prob == 0.5
+  assert tuple(published["cmo"].mix_skip_epochs) == (4, 3)
   assert published["balanced_mixup"].mix_alpha == 0.2
   assert published["unimix"].mix_alpha == 0.8
   assert (published["mixup"].mix_alpha, published["mixup"].mix_prob) == (
@@ -123,6 +125,8 @@ def test_presets_of_the_successors():
     (dict(partners="pairs"), "config.partners='pairs' is not valid; choose "
      "one of permutation, prior, sampler"),
     (dict(mix_prob=0.0), r"config.mix_prob=0.0 must be in \(0, 1\]"),
+    (dict(mix_skip_epochs=(1, 1)), r"config.mix_skip_epochs=\(1, 1\) must be "
+     r"two integers >= 0 \(first, last\) leaving some of config.num_epochs=2"),
     (dict(method="balanced_softmax", la_tau=2.0),
      "config.method='balanced_softmax' is config.la_tau=1, got 2.0"),
 ])
@@ -211,3 +215,26 @@ def test_a_record_older_than_the_new_fields_matches_only_their_old_values(
   with pytest.raises(run_record.ConfigChangedError,
                      match=r"mix_prob 1.0 -> 0.5"):
     run_record.check(str(tmp_path), resolved)
+
+
+def test_mix_skip_epochs_and_mix_prob_leave_batches_unmixed():
+  """CMO's window: epochs 0 and 3 of 4 unmixed (λ = 1, the clean images),
+  the others mixed; with mix_prob the coin decides per batch."""
+  config = tiny_config(method="cmo", num_epochs=4, mix_skip_epochs=(1, 1))
+  mix = objective.make_mix_fn(config, 1, COUNTS, steps_per_epoch=10)
+  rng = np.random.RandomState(0)
+  images = jnp.asarray(rng.randn(8, 16, 16, 3), jnp.float32)
+  labels = jnp.asarray(rng.randint(0, 5, 8), jnp.int32)
+  second = mixers.Partners(-jnp.ones_like(images), jnp.zeros(8, jnp.int32))
+  key = jax.random.key(0)
+  run = jax.jit(lambda step: mix(key, key, images, labels, second, step)[:2])
+  for step, mixed in ((0, False), (9, False), (10, True), (29, True),
+                      (30, False), (39, False)):
+    out, info = run(step)
+    assert bool(jnp.all(info.lam == 1.0)) != mixed, step
+    assert bool(jnp.all(out == images)) != mixed, step
+  config = tiny_config(method="cmo", mix_prob=0.5)
+  mix = objective.make_mix_fn(config, 1, COUNTS, steps_per_epoch=10)
+  mixed = [bool(jnp.any(mix(k, k, images, labels, second, 0)[1].lam < 1))
+           for k in jax.random.split(jax.random.key(1), 200)]
+  assert 0.4 < np.mean(mixed) < 0.6
