@@ -238,3 +238,33 @@ def test_mix_skip_epochs_and_mix_prob_leave_batches_unmixed():
   mixed = [bool(jnp.any(mix(k, k, images, labels, second, 0)[1].lam < 1))
            for k in jax.random.split(jax.random.key(1), 200)]
   assert 0.4 < np.mean(mixed) < 0.6
+
+
+@pytest.mark.parametrize("method", ["remix_cmo", "remix_balanced_mixup",
+                                    "remix_unimix", "remix_la"])
+def test_each_successor_with_remix_gives_the_rules_labels(method):
+  """The trainer's mix and label weight on a hand-built batch: half head
+  (class 0, n = 100), half tail (class 4, n = 5); a second batch all tail.
+  Where the tail image has more than half of a head-labelled mix the label
+  is the tail's (λ_y = 0), where the tail original keeps more than half it
+  is its own (λ_y = 1), else λ_y = λ."""
+  config = tiny_config(method=method, mix_per_sample=True, mix_alpha=1.0)
+  mix = objective.make_mix_fn(config, 1, COUNTS)
+  label_weight = objective.make_label_weight_fn(config, COUNTS)
+  b = 32
+  labels = jnp.asarray([0, 4] * (b // 2), jnp.int32)
+  images = jnp.asarray(np.random.RandomState(2).rand(b, 8, 8, 3), jnp.float32)
+  second = mixers.Partners(jnp.zeros_like(images), jnp.full((b,), 4,
+                                                            jnp.int32))
+  key = jax.random.key(3)
+  _, info, _ = mix(key, jax.random.fold_in(key, 0), images, labels, second)
+  lam, a, bb = (np.asarray(x) for x in (info.lam, labels,
+                                         info.partner_labels))
+  n_a, n_b = COUNTS[a], COUNTS[bb]
+  want = np.where((n_a >= 3 * n_b) & (lam < 0.5), 0.0, lam)
+  want = np.where((3 * n_a <= n_b) & (1 - lam < 0.5), 1.0, want)
+  got = np.asarray(label_weight(info.lam, labels, info.partner_labels))
+  np.testing.assert_array_equal(got, want)
+  assert (got != lam).any(), "the batch has pairs the rule relabels"
+  if method == "remix_cmo" or method == "remix_balanced_mixup":
+    assert (bb == 4).all()  # the partners are the second batch's
