@@ -251,9 +251,10 @@ def test_each_successor_with_remix_gives_the_rules_labels(method):
   config = tiny_config(method=method, mix_per_sample=True, mix_alpha=1.0)
   mix = objective.make_mix_fn(config, 1, COUNTS)
   label_weight = objective.make_label_weight_fn(config, COUNTS)
-  b = 32
+  b = 64  # CutMix's clipped box covers half of an image in 1 mix of 6
   labels = jnp.asarray([0, 4] * (b // 2), jnp.int32)
-  images = jnp.asarray(np.random.RandomState(2).rand(b, 8, 8, 3), jnp.float32)
+  images = jnp.asarray(np.random.RandomState(2).rand(b, 32, 32, 3),
+                       jnp.float32)
   second = mixers.Partners(jnp.zeros_like(images), jnp.full((b,), 4,
                                                             jnp.int32))
   key = jax.random.key(3)
