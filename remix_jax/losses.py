@@ -143,7 +143,7 @@ def soft_cross_entropy(logits: jax.Array, labels_a: jax.Array,
   Args:
     logits: ``[B, C]``.
     labels_a: ``[B]`` original labels.
-    labels_b: ``[B]`` partner labels (``labels[partner]``).
+    labels_b: ``[B]`` partner labels (``info.partner_labels``).
     lam_y: ``[B]`` label weight of ``labels_a``.
     label_smoothing: ε ∈ [0, 1), applied before mixing.
 
