@@ -58,6 +58,7 @@ from configs import cifar_lt  # noqa: E402
 from remix_jax import parallel  # noqa: E402
 from remix_jax.trainer import build  # noqa: E402
 from remix_jax.trainer import methods  # noqa: E402
+from remix_jax.trainer import objective  # noqa: E402
 
 import step_report  # noqa: E402  (benchmarks/, beside this file)
 import torch_reference  # noqa: E402
@@ -97,7 +98,10 @@ def time_train_step(method: str, args, images, labels) -> dict:
   mesh = parallel.make_mesh(args.devices)
   state, train_step, eval_step = build.build(
       config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
-  batch = parallel.shard_batch(mesh, (images, labels))
+  arrays = (images, labels)
+  if objective.uses_partner_batch(config):  # the reversed batch as partners
+    arrays += (images[::-1], labels[::-1])
+  batch = parallel.shard_batch(mesh, arrays)
   holder = {"state": state}
 
   def one_step():

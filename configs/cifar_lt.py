@@ -72,4 +72,7 @@ def build(dataset: str = "cifar10", rho: float = 100.0,
     c.lr_scales = (0.1, 0.01)
     c.rebalance_epoch = 225
   c.method = methods.check_name(method)
+  c.update(methods.published_settings(method))
+  if dataset == "cifar100":
+    c.unimix_tau = -0.1  # UniMix's CIFAR-100 configs
   return c

@@ -47,9 +47,18 @@ def get_config(arg=None):
   # from the method when it starts, and a value set explicitly must agree
   # with it.
   c.method = "erm"  # erm | mixup | remix | remix_drw | cutmix_sumix | ...
-  c.mixer = _method_field(str)  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup
+  c.mixer = _method_field(str)  # none | mixup | cutmix | saliencymix | fmix | resizemix | manifold_mixup | balanced_mixup | unimix
   c.mix_alpha = 1.0  # Beta(α, α); Remix uses 1.0 on CIFAR/CINIC, 0.4 on iNat
   c.mix_per_sample = False  # one λ per sample instead of one per batch
+  c.mix_prob = 1.0  # probability that a batch is mixed (CMO: 0.5)
+  # Epochs left unmixed at the start and at the end of the run (CMO: 4, 3)
+  c.mix_skip_epochs = (0, 0)
+  # Where each sample's partner comes from: permutation (of the batch) |
+  # prior (rows of the batch drawn ∝ n_y^unimix_tau, UniMix) | sampler (a
+  # second batch, class probability ∝ n_c^(1 − data.partner_power); CMO,
+  # Balanced-MixUp)
+  c.partners = _method_field(str)
+  c.unimix_tau = -0.5  # τ of UniMix's pairing (-0.5 CIFAR-10, -0.1 CIFAR-100)
   c.label_rule = _method_field(str)  # plain | remix
   c.remix_kappa = 3.0  # κ: majority ratio
   c.remix_tau = 0.5  # τ: dominance threshold
@@ -70,10 +79,11 @@ def get_config(arg=None):
   c.sumix.temperature = 0.5  # T of the follow rule
 
   # Loss and re-balancing.
-  c.loss = _method_field(str)  # ce | ldam | focal
+  c.loss = _method_field(str)  # ce | ldam | focal | logit_adjusted
   c.ldam_max_margin = 0.5  # LDAM: largest class margin (0.3 on iNat)
   c.ldam_scale = 30.0  # LDAM: logit scale s
   c.focal_gamma = 1.0  # γ of the focal loss
+  c.la_tau = 1.0  # τ of the logit-adjusted loss, CE(z + τ log π); 1 = Balanced Softmax
   c.reweight = _method_field(str)  # none | rw (class-balanced weights) | drw (deferred)
   c.resample = _method_field(str)  # none | rs (class-balanced sampling) | drs (deferred)
   c.rebalance_epoch = 160  # epoch (from 0) where DRW/DRS switch on

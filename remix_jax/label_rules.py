@@ -2,8 +2,9 @@
 
 A label rule maps the input mixing info (λ per sample, the weight of the
 original sample) to the label weight λ_y of the ORIGINAL label; the target is
-``λ_y·y_a + (1 − λ_y)·y_b`` with ``y_b = labels[partner]``. Rules only read the
-mixing info, so every input mixer composes with every rule.
+``λ_y·y_a + (1 − λ_y)·y_b`` with ``y_b = info.partner_labels``. Rules only
+read the mixing info, so every input mixer composes with every rule, whether
+its partners come from the batch or from a second batch.
 
 Rules (:data:`LABEL_RULES`):
   plain: ``λ_y = λ``, the base mixer's label (Zhang et al. 2018; Yun et al.

@@ -6,8 +6,9 @@ exactly. A mixed sample with labels ``a``, ``b`` and label weight λ_y costs
 
     ℓ = λ_y·w_a·L(z, a) + (1 − λ_y)·w_b·L(z, b)
 
-for a per-label loss ``L`` (cross-entropy, LDAM or focal) and class weights
-``w`` (all 1 without re-weighting); :func:`weighted_mean` reduces a batch as
+for a per-label loss ``L`` (cross-entropy, logit-adjusted cross-entropy,
+LDAM or focal) and class weights ``w`` (all 1 without re-weighting);
+:func:`weighted_mean` reduces a batch as
 PyTorch's weighted cross-entropy does, dividing by the total weight, and
 :func:`mixed_label_loss` is the two together. With ``axis_name`` both
 reductions divide by the total over all devices (a ``psum``), as the
@@ -51,6 +52,70 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *,
   return nll
 
 
+def log_prior(class_counts) -> np.ndarray:
+  """``log π_c`` with ``π_c = n_c / Σ_k n_k`` the training class prior.
+
+  An empty class gets ``log(1e-12)`` (the ``+ 1e-12`` of the logit
+  adjustment code), not ``−inf``.
+
+  Args:
+    class_counts: ``[C]`` training-set counts.
+
+  Returns:
+    ``[C] float32`` NumPy log-priors.
+  """
+  counts = np.asarray(class_counts, np.float64)
+  if counts.ndim != 1 or not counts.sum() > 0 or (counts < 0).any():
+    raise ValueError(f"class_counts must be [C] counts >= 0 with a positive "
+                     f"total, got {counts.tolist()}")
+  return np.log(counts / counts.sum() + 1e-12).astype(np.float32)
+
+
+def logit_adjusted_cross_entropy(logits: jax.Array, labels: jax.Array, *,
+                                 log_prior: jax.Array, tau: float = 1.0,
+                                 label_smoothing: float = 0.0) -> jax.Array:
+  """Logit-adjusted cross-entropy, per sample (training only).
+
+  ``L = CE(z + τ·log π, y)``: every logit is raised by ``τ`` times the log
+  of its class prior, so a head class must win by a larger margin. τ = 1 is
+  Balanced Softmax (whose ``log n_c`` differs from ``log π_c`` by a constant
+  shared by every logit, so the loss is the same) and UniMix's Bayias loss
+  with a uniform test prior (its ``log π_train − log π_test``). Evaluate on
+  the plain logits ``z``.
+
+  As a per-label loss it composes with mixed labels and class weights
+  (:func:`mixed_label_loss`): CE is linear in the target, so
+  ``λ_y·L(z, a) + (1 − λ_y)·L(z, b)`` is the soft-target cross-entropy of
+  the adjusted logits, the form of Balanced-MixUp, and the λ-weighted form
+  of CMO and UniMix.
+
+  Paper and code: the logit adjustment code adds ``log(π^τ + 1e-12)``, i.e.
+  ``τ·log π`` up to the 1e-12; Balanced Softmax's code adds ``log n_c``;
+  Prior-LT's Bayias adds ``log π_train − log π_test`` with the test prior
+  set to uniform.
+
+  Args:
+    logits: ``[B, C]``.
+    labels: ``[B]`` integer labels.
+    log_prior: ``[C]`` ``log π`` (:func:`log_prior`).
+    tau: τ, the adjustment's scale (1 for Balanced Softmax).
+    label_smoothing: ε ∈ [0, 1), as in :func:`cross_entropy`.
+
+  Returns:
+    ``[B] float32`` losses.
+
+  References:
+    A. K. Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
+    arXiv:2007.07314. J. Ren et al., "Balanced Meta-Softmax for Long-Tailed
+    Visual Recognition", NeurIPS 2020, arXiv:2007.10740. Z. Xu et al.,
+    "Towards Calibrated Model for Long-Tailed Visual Recognition from Prior
+    Perspective", NeurIPS 2021, arXiv:2111.03874.
+  """
+  shift = tau * jnp.asarray(log_prior, jnp.float32)
+  return cross_entropy(logits.astype(jnp.float32) + shift, labels,
+                       label_smoothing=label_smoothing)
+
+
 def soft_targets(labels_a: jax.Array, labels_b: jax.Array, lam_y: jax.Array,
                  num_classes: int, *, label_smoothing: float = 0.0):
   """Mixed soft targets ``λ_y·ỹ_a + (1 − λ_y)·ỹ_b``, ``[B, C]``.
@@ -78,7 +143,7 @@ def soft_cross_entropy(logits: jax.Array, labels_a: jax.Array,
   Args:
     logits: ``[B, C]``.
     labels_a: ``[B]`` original labels.
-    labels_b: ``[B]`` partner labels (``labels[partner]``).
+    labels_b: ``[B]`` partner labels (``info.partner_labels``).
     lam_y: ``[B]`` label weight of ``labels_a``.
     label_smoothing: ε ∈ [0, 1), applied before mixing.
 

@@ -1,16 +1,19 @@
 """The jitted, data-parallel train and eval steps.
 
 ``make_train_step(objective, graphdef, tx, learning_rate_fn, mesh)`` builds
-ONE pure function of ``(state, images, labels)``, jitted once over
+ONE pure function of ``(state, images, labels)`` (``partner_batch=True``:
+``(state, images, labels, partner_images, partner_labels)``, the second
+sampling stream's batch, sharded like the first), jitted once over
 ``jax.shard_map`` on the ``('data',)`` mesh. On each device, for its shard::
 
-    key = fold_in(fold_in(state.rng, step), device index)
+    key = fold_in(state.rng, step)      # the same on every device
     (loss, (batch_stats, metrics)), grads =
         value_and_grad(objective)(graphdef, params, batch_stats, images,
-                                  labels, key, step)
+                                  labels, key, step[, partners])
     batch_stats ← pmean(batch_stats);  params ← optax update(grads)
 
 The objective (:mod:`remix_jax.trainer.objective`, built from the config there)
+folds the device index into ``key`` for what each device draws on its own,
 mixes the shard, runs the forward pass(es) and returns this device's share of
 the global-batch loss, ``Σ_{i∈d} ℓᵢ / Σ_{all i} wᵢ`` (the total label weight
 is a ``psum``, :func:`remix_jax.losses.weighted_mean`), so the gradient of
@@ -30,6 +33,7 @@ import optax
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from remix_jax.mixers.ops import Partners
 from remix_jax.parallel import AXIS
 
 
@@ -71,32 +75,37 @@ def make_optimizer(learning_rate_fn, *, momentum: float, weight_decay: float,
 
 
 def make_train_step(objective: Callable, graphdef, tx, learning_rate_fn,
-                    mesh):
+                    mesh, *, partner_batch: bool = False):
   """The jitted data-parallel train step ``(state, images, labels) ->
   (state, metrics)``; ``state`` is donated.
 
   Args:
     objective: ``objective(graphdef, params, batch_stats, images, labels,
-      key, step) -> (loss, (batch_stats, metrics))``, this device's share of
-      the global-batch loss (:func:`remix_jax.trainer.objective.make_objective`).
+      key, step[, partner_batch]) -> (loss, (batch_stats, metrics))``, this
+      device's share of the global-batch loss
+      (:func:`remix_jax.trainer.objective.make_objective`); ``key`` is the
+      step's key, the same on every device.
     graphdef: the model's graph definition in train mode (:func:`split_model`).
     tx: the optimizer (:func:`make_optimizer`).
     learning_rate_fn: ``step -> learning rate``, logged as ``learning_rate``.
     mesh: the ``('data',)`` mesh.
+    partner_batch: the step also takes ``partner_images`` and
+      ``partner_labels`` (shaped and sharded like ``images`` and ``labels``)
+      and passes them to the objective as a
+      :class:`remix_jax.mixers.Partners`.
 
   Returns:
     The jitted step; its metrics are the objective's plus ``loss`` and
     ``learning_rate``.
   """
 
-  def local_step(state: TrainState, images, labels):
-    key = jax.random.wrap_key_data(state.rng)
-    key = jax.random.fold_in(jax.random.fold_in(key, state.step),
-                             jax.lax.axis_index(AXIS))
+  def local_step(state: TrainState, images, labels, *partner_arrays):
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    extra = (Partners(*partner_arrays),) if partner_arrays else ()
 
     def loss_fn(params):
       return objective(graphdef, params, state.batch_stats, images, labels,
-                       key, state.step)
+                       key, state.step, *extra)
 
     (loss, (batch_stats, metrics)), grads = (
         jax.value_and_grad(loss_fn, has_aux=True)(state.params))
@@ -112,8 +121,9 @@ def make_train_step(objective: Callable, graphdef, tx, learning_rate_fn,
                            state.rng)
     return new_state, metrics
 
+  batch_specs = (P(AXIS),) * (4 if partner_batch else 2)
   step = jax.shard_map(local_step, mesh=mesh,
-                       in_specs=(P(), P(AXIS), P(AXIS)), out_specs=(P(), P()))
+                       in_specs=(P(), *batch_specs), out_specs=(P(), P()))
   return jax.jit(step, donate_argnums=(0,))
 
 

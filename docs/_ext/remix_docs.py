@@ -3,8 +3,9 @@
 At ``builder-inited`` it writes, under ``docs/_generated/`` (not committed),
 
 * ``methods.md``: :data:`remix_jax.trainer.methods.METHODS` as a table, the
-  fields each method sets and the method a deferred one trains as before
-  ``config.rebalance_epoch``;
+  fields each method sets, the method a deferred one trains as before
+  ``config.rebalance_epoch`` and the paper of each method that is not a
+  combination (:data:`remix_jax.trainer.methods.REFERENCES`);
 * ``config_fields.md``: every field of ``configs/default.py`` with its
   default and the comment beside it in that file
   (:mod:`configs.fields`; the ``data`` fields take theirs from
@@ -42,7 +43,7 @@ _METHOD_COLUMNS = (
     ("normalized_classifier", "cosine classifier"),
     ("reweight", "re-weighting"), ("resample", "re-sampling"),
     ("sumix.enabled", "SUMix"), ("sumix.rule", "SUMix rule"),
-    ("sumix.reduction", "SUMix reduction"),
+    ("sumix.reduction", "SUMix reduction"), ("partners", "partners"),
 )
 
 
@@ -51,7 +52,7 @@ def methods_markdown() -> str:
   from remix_jax.trainer import methods  # pylint: disable=g-import-not-at-top
 
   header = ["method", *(label for _, label in _METHOD_COLUMNS),
-            "before `rebalance_epoch`"]
+            "before `rebalance_epoch`", "reference"]
   lines = ["| " + " | ".join(header) + " |",
            "|" + "---|" * len(header)]
   for name in methods.METHODS:
@@ -67,6 +68,7 @@ def methods_markdown() -> str:
       cells.append(f"**{text}**" if value != methods.BASELINE[key] else text)
     base = methods.deferred_base(name)
     cells.append(f"`{base}`" if base else "–")
+    cells.append(_cell(methods.REFERENCES.get(name, "–")))
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 

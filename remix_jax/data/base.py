@@ -76,7 +76,8 @@ class TrainData(abc.ABC):
     self.steps_per_epoch = self.num_examples // global_batch_size
 
   def iterate(self, epoch: int, *, resample: bool = False,
-              start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+              start_step: int = 0,
+              partners: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """The batches ``start_step … steps_per_epoch − 1`` of ``epoch``.
 
     Deterministic given ``(shuffle_seed, epoch, resample)``: the order,
@@ -90,21 +91,27 @@ class TrainData(abc.ABC):
         epoch by the trainer).
       start_step: the first batch to yield, ``0 <= start_step <=
         steps_per_epoch``.
+      partners: add a second, independently drawn batch of the same size
+        (``partner_image``, ``partner_label``): examples drawn with
+        replacement, class ``c`` with probability ``∝ n_c^(1 − r)``
+        (``DataOptions.partner_power`` = r), augmented like the first; it is
+        fixed by ``(shuffle_seed, epoch)`` as the first batch is.
 
     Returns:
       An iterator of exactly ``steps_per_epoch − start_step`` batches, each
       ``{'image': [B/P, H, W, C], 'label': [B/P]}`` (float32 normalized
-      images, int32 labels).
+      images, int32 labels), with ``partners`` also ``partner_image`` and
+      ``partner_label``.
     """
     if not 0 <= start_step <= self.steps_per_epoch:
       raise ValueError(f"start_step={start_step} must be in "
                        f"[0, {self.steps_per_epoch}]")
     return finish(self.epoch_dataset(int(epoch), bool(resample),
-                                     int(start_step)))
+                                     int(start_step), bool(partners)))
 
   @abc.abstractmethod
-  def epoch_dataset(self, epoch: int, resample: bool,
-                    start_step: int) -> tf.data.Dataset:
+  def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
+                    partners: bool = False) -> tf.data.Dataset:
     """The batched ``tf.data`` pipeline behind :meth:`iterate`."""
 
 

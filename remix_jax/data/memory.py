@@ -45,6 +45,10 @@ def longtail_selector(spec: registry.DatasetSpec,
   return select
 
 
+#: The prefix of the partner stream's columns and batch keys.
+PARTNER = "partner_"
+
+
 class _Cached:
   """Images and labels held as tensors, gathered by index per batch."""
 
@@ -90,6 +94,7 @@ class InMemoryTrainData(base.TrainData):
     self._cache = _Cached(split, spec)
     self._shuffle_seed = int(options.shuffle_seed)
     self._beta = float(options.resample_beta)
+    self._partner_power = float(options.partner_power)
     self._augment = bool(options.augment) and (spec.pad > 0 or spec.flip)
 
   @property
@@ -97,28 +102,53 @@ class InMemoryTrainData(base.TrainData):
     """``uint8 [N, H, W, C]`` the cached examples (a copy)."""
     return self._cache.images.numpy()
 
-  def epoch_columns(self, epoch: int, resample: bool) -> dict[str, np.ndarray]:
+  def epoch_columns(self, epoch: int, resample: bool,
+                    partners: bool = False) -> dict[str, np.ndarray]:
     """The global order of one epoch, ``[steps · B]``, with augmentation
-    parameters per position (``offset [.., 2]``, ``flip``) when augmenting."""
+    parameters per position (``offset [.., 2]``, ``flip``) when augmenting;
+    with ``partners`` the partner stream's columns too, named
+    ``partner_<column>``."""
+    size = self.steps_per_epoch * self.global_batch_size
     rng = resample_lib.epoch_rng(self._shuffle_seed, epoch, resample)
     order = resample_lib.epoch_order(
         rng, self.labels, self.class_counts, resample=resample,
-        beta=self._beta)[:self.steps_per_epoch * self.global_batch_size]
+        beta=self._beta)[:size]
+    columns = self._augmented(rng, order)
+    if partners:
+      rng = resample_lib.partner_rng(self._shuffle_seed, epoch)
+      order = resample_lib.partner_order(rng, self.labels, self.class_counts,
+                                         self._partner_power, size)
+      columns.update({f"{PARTNER}{k}": v
+                      for k, v in self._augmented(rng, order).items()})
+    return columns
+
+  def _augmented(self, rng: np.random.Generator,
+                 order: np.ndarray) -> dict[str, np.ndarray]:
     columns = {"index": order}
     if self._augment:
       columns["offset"], columns["flip"] = augment.draw_crop_flip(
           rng, len(order), self.spec.pad, self.spec.flip)
     return columns
 
-  def epoch_dataset(self, epoch: int, resample: bool,
-                    start_step: int) -> tf.data.Dataset:
+  def _load(self, columns):
+    """One position's example(s) from its columns."""
+    out = self._cache.batch(**{k: v for k, v in columns.items()
+                               if not k.startswith(PARTNER)})
+    mine = {k[len(PARTNER):]: v for k, v in columns.items()
+            if k.startswith(PARTNER)}
+    if mine:
+      out.update({PARTNER + k: v for k, v in self._cache.batch(**mine).items()})
+    return out
+
+  def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
+                    partners: bool = False) -> tf.data.Dataset:
     local = {k: process_split.process_rows(v, self.global_batch_size,
                                       self.process_index,
                                       self.process_count)[start_step:]
-             for k, v in self.epoch_columns(epoch, resample).items()}
+             for k, v in self.epoch_columns(epoch, resample,
+                                            partners).items()}
     return tf.data.Dataset.from_tensor_slices(local).map(
-        lambda c: self._cache.batch(**c), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
+        self._load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 class InMemoryEvalData(base.EvalData):

@@ -38,6 +38,11 @@ class DataOptions:
     resample_beta: β of class-balanced re-sampling (RS/DRS),
       ``0 <= β < 1``. The trainer's config ties it to the β of
       re-weighting (``config.cb_beta``): one value under two names.
+    partner_power: r of the partner stream (``iterate(...,
+      partners=True)``): an example of class ``c`` is drawn with
+      probability ``∝ n_c^(−r)``, so class ``c`` with ``∝ n_c^(1 − r)``; 1
+      is class-balanced (Balanced-MixUp; CMO's default), 0 the data's own
+      frequencies. CMO's ``--weighted_alpha``.
   """
 
   name: str = "cifar10"
@@ -48,6 +53,7 @@ class DataOptions:
   shuffle_seed: int = 0
   augment: bool = True
   resample_beta: float = 0.9999
+  partner_power: float = 1.0
 
 
 def _check_seed(field: str, value) -> None:
@@ -88,6 +94,8 @@ def check_options(options: DataOptions) -> registry.DatasetSpec:
   longtail.check_rho(options.rho)
   _named("profile", longtail.check_profile, options.profile)
   class_balance.check_beta(options.resample_beta, name="resample_beta")
+  if not options.partner_power >= 0:
+    raise ValueError(f"partner_power={options.partner_power!r} must be >= 0")
   for field in ("split_seed", "shuffle_seed"):
     _check_seed(field, getattr(options, field))
   return spec

@@ -54,6 +54,43 @@ def epoch_rng(shuffle_seed: int, epoch: int,
   return np.random.default_rng([int(shuffle_seed), int(epoch), int(resample)])
 
 
+#: The third seed word of the partner stream's generator (the epoch's own
+#: generators use 0 and 1, the ``resample`` flag).
+PARTNER_STREAM = 2
+
+
+def partner_rng(shuffle_seed: int, epoch: int) -> np.random.Generator:
+  """The NumPy generator of one epoch's partner stream (its order and
+  augmentation), independent of the epoch's own (:func:`epoch_rng`)."""
+  return np.random.default_rng([int(shuffle_seed), int(epoch),
+                                PARTNER_STREAM])
+
+
+def partner_order(rng: np.random.Generator, labels, class_counts,
+                  power: float, size: int) -> np.ndarray:
+  """``size`` example indices drawn WITH replacement, example ``i`` with
+  probability ``∝ n_{y_i}^(−power)``, so class ``c`` with ``∝ n_c^(1 −
+  power)`` (CMO's ``get_weighted_sampler``, which normalises the class
+  weights ``n_c^(−r)`` to sum ``C`` first; Balanced-MixUp's class-balanced
+  sampler is ``power = 1``).
+
+  Args:
+    rng: the partner generator (:func:`partner_rng`).
+    labels: ``[N]`` labels of the cached training examples.
+    class_counts: ``[C]`` training images per class.
+    power: r >= 0.
+    size: how many indices.
+
+  Returns:
+    ``int64 [size]`` indices into the cached examples.
+  """
+  counts = np.asarray(class_counts, np.float64)
+  weights = np.power(np.maximum(counts, 1.0), -float(power))
+  p = weights[np.asarray(labels)]
+  return rng.choice(len(p), size=size, replace=True,
+                    p=p / p.sum()).astype(np.int64)
+
+
 def epoch_seed(shuffle_seed: int, epoch: int, resample: bool) -> int:
   """A 31-bit integer seed for one epoch (tf.data shuffles, tfds file order)."""
   return int(epoch_rng(shuffle_seed, epoch, resample).integers(2**31 - 1))

@@ -165,8 +165,11 @@ class StreamedTrainData(base.TrainData):
 
     return transform
 
-  def epoch_dataset(self, epoch: int, resample: bool,
-                    start_step: int) -> tf.data.Dataset:
+  def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
+                    partners: bool = False) -> tf.data.Dataset:
+    if partners:
+      raise ValueError(f"partners=True needs an in-memory dataset; "
+                       f"{self.spec.name} is streamed")
     seed = resample_lib.epoch_seed(self._shuffle_seed, epoch, resample)
     local = self.local_batch_size
     ds = _read(self._builder, self._split, shuffle_seed=seed)

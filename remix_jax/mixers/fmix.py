@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -49,7 +51,8 @@ def binarise_top(values: jax.Array, count: jax.Array) -> jax.Array:
 
 def fmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
          alpha: float = 1.0, decay_power: float = 3.0,
-         per_sample: bool = False):
+         per_sample: bool = False,
+         partners: Optional[ops.Partners] = None):
   """FMix: keep the original where a low-frequency mask is on.
 
   λ ~ Beta(α, α); a low-frequency image (decay power δ) is binarised so that
@@ -64,9 +67,11 @@ def fmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     alpha: Beta concentration α > 0.
     decay_power: δ, the spectrum's decay exponent (3 in the paper).
     per_sample: one λ and one mask per sample instead of one per batch.
+    partners: optional :class:`~remix_jax.mixers.ops.Partners` (a second
+      batch, or rows of this batch); ``None``: a random permutation.
 
   Returns:
-    ``(mixed_images, MixInfo(partner, lam, mask))``.
+    ``(mixed_images, MixInfo(partner, partner_labels, lam, mask))``.
 
   Reference:
     E. Harris et al., "FMix: Enhancing Mixed Sample Data Augmentation",
@@ -76,11 +81,11 @@ def fmix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   ops.check_alpha(alpha)
   batch, height, width = images.shape[:3]
   k_perm, k_lam, k_mask = jax.random.split(rng, 3)
-  partner = ops.permutation(k_perm, batch)
+  partners = ops.pair(k_perm, images, labels, partners)
   n = ops.num_draws(batch, per_sample)
   lam = ops.draw_beta(k_lam, alpha, n)
   noise = low_frequency_image(k_mask, n, height, width, decay_power)
   keep = binarise_top(noise, ops.ceil_count(lam, height * width))
   keep = ops.broadcast_batch(keep, batch)
-  mixed = ops.paste(images, partner, keep)
-  return mixed, ops.MixInfo(partner, ops.kept_fraction(keep), keep)
+  mixed = ops.paste(images, partners.images, keep)
+  return mixed, ops.info_of(partners, ops.kept_fraction(keep), keep)

@@ -16,7 +16,7 @@ Interpolating Hidden States", ICML 2019. arXiv:1806.05236.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -28,20 +28,24 @@ class ManifoldInfo(NamedTuple):
   """Mixing info for Manifold Mixup.
 
   Attributes:
-    partner: ``[B] int32`` partner index of each sample.
+    partner: ``[B] int32`` partner index of each sample (a row of the batch).
     lam: ``[B] float32`` weight of the original sample (the same value for the
       whole batch unless ``per_sample``).
     layer: ``[] int32`` the candidate layer to mix at (0 = input).
+    partner_labels: ``[B]`` the partner's label of each sample (set by
+      :func:`manifold_mixup`; the model's hook does not read it).
   """
 
   partner: jax.Array
   lam: jax.Array
   layer: jax.Array
+  partner_labels: Optional[jax.Array] = None
 
 
 def manifold_mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
                    alpha: float = 2.0, num_layers: int = 3,
-                   per_sample: bool = False):
+                   per_sample: bool = False,
+                   partners: Optional[ops.Partners] = None):
   """Draws Manifold Mixup info; the images are returned unchanged.
 
   λ ~ Beta(α, α) (one per batch, or one per sample with ``per_sample``), the
@@ -57,6 +61,9 @@ def manifold_mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     num_layers: number of candidate layers of the model, input included
       (``model.num_mix_layers``).
     per_sample: one λ per sample instead of one per batch.
+    partners: optional partners that are rows of this batch (with an
+      ``index``, e.g. :func:`~remix_jax.mixers.ops.prior_partners`); a second
+      batch cannot be mixed inside the model, whose hidden states it lacks.
 
   Returns:
     ``(images, ManifoldInfo)``.
@@ -66,10 +73,14 @@ def manifold_mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   if num_layers < 1:
     raise ValueError(f"num_layers must be >= 1, got {num_layers}")
   batch = images.shape[0]
+  if partners is not None and partners.index is None:
+    raise ValueError("partners must be rows of the batch (with an index) for "
+                     "manifold_mixup: a second batch has no hidden states")
   k_perm, k_lam, k_layer = jax.random.split(rng, 3)
+  partners = ops.pair(k_perm, images, labels, partners)
   lam = ops.draw_beta(k_lam, alpha, ops.num_draws(batch, per_sample))
   info = ManifoldInfo(
-      partner=ops.permutation(k_perm, batch),
+      partner=partners.index, partner_labels=partners.labels,
       lam=ops.broadcast_batch(lam, batch),
       layer=jax.random.randint(k_layer, (), 0, num_layers, dtype=jnp.int32))
   return images, info

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 
 from remix_jax.mixers import ops
 
 
 def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
-          alpha: float = 1.0, per_sample: bool = False):
-  """Mixup: ``x̃ᵢ = λ·xᵢ + (1 − λ)·x_{π(i)}`` with λ ~ Beta(α, α).
+          alpha: float = 1.0, per_sample: bool = False,
+          partners: Optional[ops.Partners] = None):
+  """Mixup: ``x̃ᵢ = λ·xᵢ + (1 − λ)·x'ᵢ`` with λ ~ Beta(α, α).
+
+  ``x'ᵢ`` is ``x_{π(i)}`` for a random permutation π, or row ``i`` of
+  ``partners``.
 
   Args:
     rng: PRNG key.
@@ -18,9 +24,11 @@ def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
       built from the returned info, see :mod:`remix_jax.label_rules`).
     alpha: Beta concentration α > 0 (1.0 for CIFAR in Remix, 0.4 for iNat).
     per_sample: draw one λ per sample instead of one per batch.
+    partners: optional :class:`~remix_jax.mixers.ops.Partners` (a second
+      batch, or rows of this batch); ``None``: a random permutation.
 
   Returns:
-    ``(mixed_images, MixInfo(partner, lam, mask=None))``.
+    ``(mixed_images, MixInfo(partner, partner_labels, lam, mask=None))``.
 
   Reference:
     H. Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018.
@@ -30,10 +38,8 @@ def mixup(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   ops.check_alpha(alpha)
   batch = images.shape[0]
   k_perm, k_lam = jax.random.split(rng)
-  partner = ops.permutation(k_perm, batch)
+  partners = ops.pair(k_perm, images, labels, partners)
   lam = ops.broadcast_batch(
       ops.draw_beta(k_lam, alpha, ops.num_draws(batch, per_sample)),
       batch)
-  w = lam[:, None, None, None]
-  mixed = w * images + (1.0 - w) * images[partner]
-  return ops.cast_like(mixed, images), ops.MixInfo(partner, lam)
+  return ops.blend(images, partners.images, lam), ops.info_of(partners, lam)

@@ -2,10 +2,20 @@
 mixing info, pairing, λ draws, boxes.
 
 Every mixer in :mod:`remix_jax.mixers` is a pure function of an rng key and a
-batch. It pairs sample ``i`` with ``partner[i]`` (a random permutation of the
-batch), builds the mixed input, and reports the weight ``lam[i]`` that the
-ORIGINAL sample ``i`` has in the result. The label side (plain λ, Remix, SUMix)
-only consumes that info, so any input mixer composes with any label rule.
+batch. It pairs sample ``i`` with a partner, builds the mixed input, and
+reports the weight ``lam[i]`` that the ORIGINAL sample ``i`` has in the result
+and the partner's label ``partner_labels[i]``. The label side (plain λ, Remix,
+SUMix) only consumes that info, so any input mixer composes with any label
+rule.
+
+The partners come from one of two sources (:func:`pair`):
+
+* the batch itself: a random permutation (the default), or any index vector
+  the caller draws, e.g. UniMix's prior-weighted draw
+  (:func:`prior_partners`), passed as :func:`batch_partners`;
+* a second batch of the same shape from another sampling stream (CMO's
+  minority-weighted sampler, Balanced-MixUp's class-balanced one), passed as
+  ``Partners(images, labels)``; sample ``i`` is mixed with row ``i`` of it.
 
 All shapes are static: boxes and masks are built from index comparisons, never
 from dynamic slices, so the functions are safe under ``jax.jit``, ``jax.vmap``
@@ -20,12 +30,98 @@ import jax
 import jax.numpy as jnp
 
 
+class Partners(NamedTuple):
+  """The partners of a batch, row ``i`` mixed into sample ``i``.
+
+  Attributes:
+    images: ``[B, H, W, C]`` partner images (any ``[B, ...]`` for Manifold
+      Mixup's index-only use).
+    labels: ``[B]`` their labels.
+    index: ``[B] int32`` when the partners are rows of the batch itself
+      (``images = batch[index]``); ``None`` for a second batch.
+  """
+
+  images: jax.Array
+  labels: jax.Array
+  index: Optional[jax.Array] = None
+
+
+def batch_partners(images: jax.Array, labels: jax.Array,
+                   index: jax.Array) -> Partners:
+  """Partners taken from the batch itself: row ``index[i]`` for sample ``i``
+  (a permutation, or any draw with replacement)."""
+  index = jnp.asarray(index, jnp.int32)
+  return Partners(images[index], labels[index], index)
+
+
+def check_partners(partners: Partners, images: jax.Array) -> None:
+  """One-line ``ValueError`` unless ``partners`` matches the batch's shapes."""
+  if partners.images.shape != images.shape:
+    raise ValueError(f"partners.images must have the batch's shape "
+                     f"{tuple(images.shape)}, got "
+                     f"{tuple(partners.images.shape)}")
+  if partners.labels.shape != images.shape[:1]:
+    raise ValueError(f"partners.labels must have shape [B]="
+                     f"{tuple(images.shape[:1])}, got "
+                     f"{tuple(partners.labels.shape)}")
+
+
+def pair(rng: jax.Array, images: jax.Array, labels: jax.Array,
+         partners: Optional[Partners] = None) -> Partners:
+  """The partners of a batch: ``partners`` as given (checked), or a uniformly
+  random permutation of the batch drawn from ``rng``."""
+  if partners is not None:
+    check_partners(partners, images)
+    return partners
+  return batch_partners(images, labels, permutation(rng, images.shape[0]))
+
+
+def prior_partners(rng: jax.Array, labels: jax.Array, class_counts,
+                   tau: float) -> jax.Array:
+  """UniMix's pairing: ``[B] int32`` partner rows of the batch, each drawn
+  independently WITH replacement with probability ``∝ n_{y_j}^τ``.
+
+  τ < 0 favours the rare classes of the batch (Xu et al. use −0.5 on
+  CIFAR-10-LT, −0.1 on CIFAR-100-LT); τ = 0 is a uniform draw with
+  replacement. ``i`` may be its own partner.
+
+  Args:
+    rng: PRNG key.
+    labels: ``[B]`` labels of the batch.
+    class_counts: ``[C]`` training-set counts ``n_c`` (> 0 for every class
+      present in a batch).
+    tau: the exponent τ.
+
+  Returns:
+    ``[B] int32`` partner indices into the batch.
+
+  Reference:
+    Z. Xu et al., "Towards Calibrated Model for Long-Tailed Visual
+    Recognition from Prior Perspective", NeurIPS 2021, arXiv:2111.03874
+    (``unimix_sampler`` in github.com/XuZhengzhuo/Prior-LT, ``core.py``).
+  """
+  counts = jnp.asarray(class_counts, jnp.float32)
+  logits = tau * jnp.log(jnp.maximum(counts, 1.0))[labels]
+  draws = jax.random.categorical(rng, logits, shape=labels.shape)
+  return draws.astype(jnp.int32)
+
+
+def blend(images: jax.Array, partner_images: jax.Array,
+          lam: jax.Array) -> jax.Array:
+  """``λᵢ·xᵢ + (1 − λᵢ)·x'ᵢ`` for ``lam [B]``, cast back to the input dtype."""
+  w = lam.reshape((-1,) + (1,) * (images.ndim - 1))
+  return cast_like(w * images + (1.0 - w) * partner_images, images)
+
+
 class MixInfo(NamedTuple):
   """Per-sample mixing info returned by every input mixer.
 
   Attributes:
-    partner: ``[B] int32``; sample ``i`` was mixed with sample ``partner[i]``,
-      so its second label is ``labels[partner[i]]``.
+    partner: ``[B] int32`` when the partners are rows of the batch (sample
+      ``i`` was mixed with sample ``partner[i]``); ``None`` when they came
+      from a second batch (:class:`Partners` without ``index``).
+    partner_labels: ``[B]`` the partner's label of each sample, the second
+      label of every label rule.
     lam: ``[B] float32``; the weight of the ORIGINAL sample ``i`` in the mixed
       input, corrected to what was actually pasted (area after clipping for the
       cut mixers, exact pixel count for FMix).
@@ -33,7 +129,8 @@ class MixInfo(NamedTuple):
       is kept, 0 where the partner's pixel is pasted); ``None`` for Mixup.
   """
 
-  partner: jax.Array
+  partner: Optional[jax.Array]
+  partner_labels: jax.Array
   lam: jax.Array
   mask: Optional[jax.Array] = None
 
@@ -85,9 +182,16 @@ def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
   return x.astype(like.dtype)
 
 
-def paste(images: jax.Array, partner: jax.Array, mask: jax.Array) -> jax.Array:
-  """``mask·x + (1 − mask)·x[partner]`` for a binary ``mask [B,H,W]``."""
-  return jnp.where(mask[..., None] > 0, images, images[partner])
+def paste(images: jax.Array, partner_images: jax.Array,
+          mask: jax.Array) -> jax.Array:
+  """``mask·x + (1 − mask)·x'`` for a binary ``mask [B,H,W]``."""
+  return jnp.where(mask[..., None] > 0, images, partner_images)
+
+
+def info_of(partners: Partners, lam: jax.Array,
+            mask: Optional[jax.Array] = None) -> MixInfo:
+  """The :class:`MixInfo` of a mix with ``partners``."""
+  return MixInfo(partners.index, partners.labels, lam, mask)
 
 
 def box_side(lam: jax.Array, size: int) -> jax.Array:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -32,7 +34,8 @@ def nearest_source_index(dst: jax.Array, start: jax.Array, stop: jax.Array,
 
 def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
               alpha: float = 1.0, scope: tuple[float, float] = (0.1, 0.8),
-              use_alpha: bool = False, per_sample: bool = False):
+              use_alpha: bool = False, per_sample: bool = False,
+              partners: Optional[ops.Partners] = None):
   """ResizeMix: the partner image, resized to the box, is pasted into it.
 
   τ ~ U(scope) (or Beta(α, α) with rejection onto U(scope), ``use_alpha``);
@@ -49,9 +52,11 @@ def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     scope: range of τ.
     use_alpha: draw τ from Beta(α, α) first (SUMix configs set this).
     per_sample: one τ and one box per sample instead of one per batch.
+    partners: optional :class:`~remix_jax.mixers.ops.Partners` (a second
+      batch, or rows of this batch); ``None``: a random permutation.
 
   Returns:
-    ``(mixed_images, MixInfo(partner, lam, mask))``.
+    ``(mixed_images, MixInfo(partner, partner_labels, lam, mask))``.
 
   Reference:
     J. Qin et al., "ResizeMix: Mixing Data with Preserved Object Information
@@ -64,7 +69,7 @@ def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     raise ValueError(f"scope must satisfy 0 < low <= high <= 1, got {scope}")
   batch, height, width = images.shape[:3]
   k_perm, k_tau, k_box = jax.random.split(rng, 3)
-  partner = ops.permutation(k_perm, batch)
+  partners = ops.pair(k_perm, images, labels, partners)
   n = ops.num_draws(batch, per_sample)
   tau = draw_scale(k_tau, n, scope, alpha, use_alpha)
   box = ops.random_box(k_box, 1.0 - tau**2, height, width)
@@ -73,7 +78,8 @@ def resizemix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   cols = jnp.arange(width)[None, :]
   src_r = nearest_source_index(rows, box.y1[:, None], box.y2[:, None], height)
   src_c = nearest_source_index(cols, box.x1[:, None], box.x2[:, None], width)
-  shrunk = images[partner[:, None, None], src_r[:, :, None], src_c[:, None, :]]
+  rows_of = jnp.arange(batch)[:, None, None]
+  shrunk = partners.images[rows_of, src_r[:, :, None], src_c[:, None, :]]
   keep = 1.0 - ops.box_mask(box, height, width)
   mixed = jnp.where(keep[..., None] > 0, images, shrunk)
-  return mixed, ops.MixInfo(partner, ops.kept_fraction(keep), keep)
+  return mixed, ops.info_of(partners, ops.kept_fraction(keep), keep)

@@ -19,6 +19,8 @@ centres each box on the peak of that sample's own source image.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -71,7 +73,8 @@ def saliency_peak(images: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def saliencymix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
-                alpha: float = 1.0, per_sample: bool = False):
+                alpha: float = 1.0, per_sample: bool = False,
+                partners: Optional[ops.Partners] = None):
   """SaliencyMix: paste the partner's most salient box.
 
   λ ~ Beta(α, α) sets the box size exactly as in CutMix; the box is centred on
@@ -87,9 +90,11 @@ def saliencymix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
     per_sample: one λ and one box (from each sample's own source image) per
       sample; otherwise one λ and the box of source image ``partner[0]`` for
       the whole batch, as in the reference code.
+    partners: optional :class:`~remix_jax.mixers.ops.Partners` (a second
+      batch, or rows of this batch); ``None``: a random permutation.
 
   Returns:
-    ``(mixed_images, MixInfo(partner, lam, mask))``.
+    ``(mixed_images, MixInfo(partner, partner_labels, lam, mask))``.
 
   Reference:
     A. F. M. S. Uddin et al., "SaliencyMix: A Saliency Guided Data Augmentation
@@ -99,10 +104,9 @@ def saliencymix(rng: jax.Array, images: jax.Array, labels: jax.Array, *,
   ops.check_alpha(alpha)
   batch, height, width = images.shape[:3]
   k_perm, k_lam = jax.random.split(rng)
-  partner = ops.permutation(k_perm, batch)
+  partners = ops.pair(k_perm, images, labels, partners)
   n = ops.num_draws(batch, per_sample)
   lam = ops.draw_beta(k_lam, alpha, n)
-  sources = images[partner[:n]]
-  cy, cx = saliency_peak(sources)
+  cy, cx = saliency_peak(partners.images[:n])
   box = ops.centred_box(cy, cx, lam, height, width)
-  return cut_and_paste(images, partner, box)
+  return cut_and_paste(images, partners, box)

@@ -194,6 +194,8 @@ def build(config, mesh, *, num_classes: int, class_counts,
   objective = objective_lib.make_objective(
       config, class_counts, steps_per_epoch=steps_per_epoch,
       num_mix_layers=model.num_mix_layers)
-  train_step = steps.make_train_step(objective, graphdef, tx, lr_fn, mesh)
+  train_step = steps.make_train_step(
+      objective, graphdef, tx, lr_fn, mesh,
+      partner_batch=objective_lib.uses_partner_batch(config))
   eval_step = steps.make_eval_step(graphdef_eval, mesh, num_classes)
   return state, train_step, eval_step

@@ -103,6 +103,7 @@ def validate_config(config):
   _choice(config, "loss", LOSSES)
   _choice(config, "reweight", REWEIGHT)
   _choice(config, "resample", RESAMPLE)
+  _choice(config, "partners", objective.PARTNER_CHOICES)
   _choice(config, "schedule", schedules.SCHEDULES)
   _choice(config, "dtype", tuple(models.DTYPES))
   _choice(config, "conv_impl", ("auto", *models.conv.CONV_IMPLS))
@@ -136,9 +137,10 @@ def validate_config(config):
   _validate_sumix(config)
   options = data_options(config.data)
   try:
-    data.check_options(options)
+    spec = data.check_options(options)
   except ValueError as e:  # the library names its argument: name the field
     raise ValueError(f"config.data.{e}") from None
+  _validate_partners(config, spec.in_memory)
   methods.check_method(config)
   return config
 
@@ -166,6 +168,38 @@ def data_options(config_data) -> data.DataOptions:
     raise ValueError(f"config.data.{unknown[0]} is not a data option; the "
                      f"fields are {', '.join(known)}")
   return data.DataOptions(**fields)
+
+
+def _validate_partners(config, in_memory: bool) -> None:
+  """``config.partners``, ``config.mix_prob`` and ``config.la_tau`` against
+  the mixer, SUMix and the dataset."""
+  if not 0 < config.mix_prob <= 1:
+    raise ValueError(f"config.mix_prob={config.mix_prob} must be in (0, 1]")
+  skip = tuple(config.mix_skip_epochs)
+  if (len(skip) != 2 or any(not isinstance(n, int) or n < 0 for n in skip)
+      or sum(skip) >= config.num_epochs):
+    raise ValueError(f"config.mix_skip_epochs={skip} must be two integers "
+                     f">= 0 (first, last) leaving some of config.num_epochs="
+                     f"{config.num_epochs} epochs to mix")
+  if config.method == "balanced_softmax" and config.la_tau != 1:
+    raise ValueError(f"config.method='balanced_softmax' is config.la_tau=1, "
+                     f"got {config.la_tau}; select "
+                     "--config.method=logit_adjustment for another τ")
+  if config.partners == "permutation":
+    return
+  what = f"config.partners={config.partners!r}"
+  if config.mixer == "none":
+    raise ValueError(f"{what} needs a mixer; set config.mixer to one of "
+                     + ", ".join(mixers.MIXERS))
+  if config.partners != "sampler":
+    return
+  if config.mixer == "manifold_mixup" or config.sumix.enabled:
+    raise ValueError(f"{what} gives a second batch, which manifold_mixup and "
+                     "SUMix cannot use (they need the partners' own forward "
+                     "pass); use config.partners='permutation' or 'prior'")
+  if not in_memory:
+    raise ValueError(f"{what} needs an in-memory dataset; "
+                     f"config.data.name={config.data.name!r} is streamed")
 
 
 def _validate_sumix(config) -> None:

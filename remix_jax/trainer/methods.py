@@ -19,7 +19,7 @@ BASELINE: dict = {
     "mixer": "none", "label_rule": "plain", "loss": "ce",
     "normalized_classifier": False, "reweight": "none", "resample": "none",
     "sumix.enabled": False, "sumix.rule": "official",
-    "sumix.reduction": "official",
+    "sumix.reduction": "official", "partners": "permutation",
 }
 
 _REMIX = {"label_rule": "remix"}
@@ -27,6 +27,10 @@ _LDAM = {"loss": "ldam", "normalized_classifier": True}
 _SUMIX = {"sumix.enabled": True}
 _SUMIX_FOLLOW = {**_SUMIX, "sumix.rule": "follow",
                  "sumix.reduction": "per_sample"}
+_LA = {"loss": "logit_adjusted"}
+_CMO = {"mixer": "cutmix", "partners": "sampler"}
+_BALANCED_MIXUP = {"mixer": "balanced_mixup", "partners": "sampler"}
+_UNIMIX = {"mixer": "unimix", "partners": "prior", **_LA}
 
 #: Every method by name: the fields it sets that differ from :data:`BASELINE`
 #: (the table of the docs' training guide is generated from it).
@@ -76,7 +80,73 @@ METHODS: dict[str, dict] = {
     "fmix_sumix_follow": {"mixer": "fmix", **_SUMIX_FOLLOW},
     "resizemix_sumix_follow": {"mixer": "resizemix", **_SUMIX_FOLLOW},
     "sumix_follow_remix": {"mixer": "cutmix", **_SUMIX_FOLLOW, **_REMIX},
+    # Remix's successors, each also with the Remix rule. Logit adjustment
+    # (Menon et al. 2021) at config.la_tau; Balanced Softmax (Ren et al.
+    # 2020) is the same loss at τ = 1.
+    "logit_adjustment": dict(_LA),
+    "balanced_softmax": dict(_LA),
+    "mixup_la": {"mixer": "mixup", **_LA},
+    "remix_la": {"mixer": "mixup", **_REMIX, **_LA},
+    # CMO (Park et al. 2022): CutMix pasting a minority-sampled batch.
+    "cmo": dict(_CMO),
+    "cmo_drw": {**_CMO, "reweight": "drw"},
+    "cmo_la": {**_CMO, **_LA},
+    "remix_cmo": {**_CMO, **_REMIX},
+    # Balanced-MixUp (Galdran et al. 2021): Mixup with a class-balanced batch.
+    "balanced_mixup": dict(_BALANCED_MIXUP),
+    "remix_balanced_mixup": {**_BALANCED_MIXUP, **_REMIX},
+    # UniMix + Bayias (Xu et al. 2021): its factor and pairing, the
+    # logit-adjusted loss.
+    "unimix": dict(_UNIMIX),
+    "remix_unimix": {**_UNIMIX, **_REMIX},
 }
+
+#: The paper (and released code) behind each method that is not a
+#: combination of the others' parts (the docs' methods table).
+REFERENCES: dict[str, str] = {
+    "mixup": "Zhang et al., ICLR 2018",
+    "remix": "Chou et al., ECCV-W 2020",
+    "manifold_mixup": "Verma et al., ICML 2019",
+    "cutmix": "Yun et al., ICCV 2019",
+    "saliencymix": "Uddin et al., ICLR 2021",
+    "fmix": "Harris et al., arXiv 2020",
+    "resizemix": "Qin et al., arXiv 2020",
+    "rw": "Cui et al., CVPR 2019",
+    "rs": "Cui et al., CVPR 2019",
+    "drw": "Cao et al., NeurIPS 2019",
+    "drs": "Cao et al., NeurIPS 2019",
+    "focal": "Lin et al., ICCV 2017",
+    "ldam": "Cao et al., NeurIPS 2019",
+    "sumix": "Qin et al., ECCV 2024",
+    "logit_adjustment": "Menon et al., ICLR 2021 (google-research/logit_adjustment)",
+    "balanced_softmax": "Ren et al., NeurIPS 2020 (BalancedMetaSoftmax)",
+    "cmo": "Park et al., CVPR 2022 (naver-ai/cmo)",
+    "balanced_mixup": "Galdran et al., MICCAI 2021 (agaldran/balanced_mixup)",
+    "unimix": "Xu et al., NeurIPS 2021 (XuZhengzhuo/Prior-LT)",
+}
+
+#: The published settings outside the method fields, by the method fields
+#: they go with (``configs/cifar_lt.py`` applies them): CMO mixes a batch
+#: with probability 0.5 (``--mixup_prob``) from epoch 4 to the fourth-last
+#: (``start_data_aug < epoch < epochs − end_data_aug``, both 3), Balanced-MixUp draws Beta(0.2, 1)
+#: (α ∈ {0.1, 0.2, 0.3} in its experiments), UniMix Beta(0.8, 0.8).
+PUBLISHED_SETTINGS = (
+    ({"mixer": "cutmix", "partners": "sampler"},
+     {"mix_prob": 0.5, "mix_skip_epochs": (4, 3)}),
+    ({"mixer": "balanced_mixup"}, {"mix_alpha": 0.2}),
+    ({"mixer": "unimix"}, {"mix_alpha": 0.8}),
+)
+
+
+def published_settings(method: str) -> dict:
+  """The :data:`PUBLISHED_SETTINGS` that go with ``method``'s fields
+  (``{}`` for the methods without any)."""
+  fields = method_fields(method)
+  out = {}
+  for when, settings in PUBLISHED_SETTINGS:
+    if all(fields[k] == v for k, v in when.items()):
+      out.update(settings)
+  return out
 
 
 #: The fields a method determines.

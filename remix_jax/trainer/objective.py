@@ -4,11 +4,16 @@
 and composes its parts with :func:`build_objective`:
 
 * the mixer (:func:`make_mix_fn`; :mod:`remix_jax.mixers`), which gives the
-  mixed batch ``x̃``, the partners ``π`` and the per-sample ratio ``λ``;
+  mixed batch ``x̃``, the partners' labels ``y_b`` and the per-sample ratio
+  ``λ``; the partners are a permutation of the shard, UniMix's
+  prior-weighted rows of it, or the step's second batch
+  (``config.partners``), and ``config.mix_prob`` leaves a batch unmixed
+  with probability ``1 − p`` (CMO);
 * the label rule (:mod:`remix_jax.label_rules`): plain ``λ_y = λ`` or Remix
   (Chou et al., "Remix: Rebalanced Mixup", ECCV Workshops 2020, Eq. 10);
 * the per-label loss ``L`` (:func:`make_per_label_loss`): cross-entropy
-  (label smoothing), LDAM or focal (:mod:`remix_jax.losses`);
+  (label smoothing), LDAM, focal, or the logit-adjusted cross-entropy
+  ``CE(z + τ·log π, y)`` (:mod:`remix_jax.losses`);
 * the class weights ``w`` (:func:`make_class_weight_fn`): ones, RW, or DRW
   from ``config.rebalance_epoch`` (Cui et al. CVPR 2019; Cao et al. NeurIPS
   2019);
@@ -17,9 +22,10 @@ and composes its parts with :func:`build_objective`:
   ratio rule, reduction and regularizer weight ``γ``.
 
 The product is ``objective(graphdef, params, batch_stats, images, labels,
-key, step) -> (loss, (batch_stats, metrics))``, called by the train step of
-:mod:`remix_jax.steps` inside ``jax.shard_map`` on one device's shard ``d``
-of the global batch (``y_b = y[π]``, ``z̃ = f(x̃)``)::
+key, step, partner_batch=None) -> (loss, (batch_stats, metrics))``, called
+by the train step of :mod:`remix_jax.steps` inside ``jax.shard_map`` on one
+device's shard ``d`` of the global batch (``y_b`` the partners' labels,
+``z̃ = f(x̃)``)::
 
     w      = class_weights(step // steps_per_epoch)
     λ_y,ᵢ  = sg rule(λᵢ, yᵢ, y_b,ᵢ)
@@ -82,36 +88,120 @@ class SUMixPart(NamedTuple):
 #: ``config.mixer``: no mixing, or one of :data:`remix_jax.mixers.MIXERS`.
 MIXER_CHOICES = ("none",) + tuple(mixers.MIXERS)
 
+#: ``config.partners``: where each sample's partner comes from. A random
+#: permutation of the device's shard; rows of the shard drawn ∝ n_y^τ with
+#: replacement (UniMix's pairing, τ = ``config.unimix_tau``); or the same
+#: position of the step's second batch, drawn by the data pipeline with
+#: class probability ∝ n_c^(1 − r) (r = ``config.data.partner_power``; CMO,
+#: Balanced-MixUp).
+PARTNER_CHOICES = ("permutation", "prior", "sampler")
 
-def make_mix_fn(config, num_mix_layers: int) -> Callable:
-  """``(rng, images, labels) -> (images, MixInfo-like, ManifoldInfo|None)``
-  for ``config.mixer`` (with ``mix_alpha`` and ``mix_per_sample``)."""
+
+def uses_partner_batch(config) -> bool:
+  """Whether the run draws a second batch (``config.partners='sampler'``)."""
+  return config.partners == "sampler"
+
+
+def no_mix(rng, images, labels, partners=None):
+  """The identity "mixer": every sample is its own partner with λ = 1."""
+  del rng, partners
+  b = images.shape[0]
+  return images, mixers.MixInfo(jnp.arange(b, dtype=jnp.int32), labels,
+                                jnp.ones((b,), jnp.float32))
+
+
+def make_mixer(config, class_counts, num_mix_layers: int = 1) -> Callable:
+  """``(rng, images, labels, partners) -> (images, info)``: the mixer of
+  ``config.mixer`` with its options (``mix_alpha``, ``mix_per_sample``)
+  bound."""
   name = config.mixer
   if name == "none":
-    def no_mix(rng, images, labels):
-      del rng, labels
-      b = images.shape[0]
-      info = mixers.MixInfo(jnp.arange(b, dtype=jnp.int32),
-                            jnp.ones((b,), jnp.float32))
-      return images, info, None
     return no_mix
-  mixer = mixers.get_mixer(name)
-  kwargs = dict(alpha=config.mix_alpha, per_sample=config.mix_per_sample)
+  kwargs = dict(alpha=config.mix_alpha)
+  if name == "unimix":
+    kwargs["class_counts"] = np.asarray(class_counts)
+  else:
+    kwargs["per_sample"] = config.mix_per_sample
   if name == "manifold_mixup":
-    def manifold(rng, images, labels):
-      images, info = mixer(rng, images, labels, num_layers=num_mix_layers,
-                           **kwargs)
-      return images, info, info
-    return manifold
-
-  def input_mix(rng, images, labels):
-    images, info = mixer(rng, images, labels, **kwargs)
-    return images, info, None
-  return input_mix
+    kwargs["num_layers"] = num_mix_layers
+  mixer = mixers.get_mixer(name)
+  return lambda rng, images, labels, partners: mixer(
+      rng, images, labels, partners=partners, **kwargs)
 
 
-#: ``config.loss``: cross-entropy, LDAM (Cao et al. 2019) or focal.
-LOSSES = ("ce", "ldam", "focal")
+def draws_per_batch(config) -> bool:
+  """Whether the mixer draws its randomness once per batch (so that with a
+  second batch every device can draw the same λ and box)."""
+  return not (config.mix_per_sample or config.mixer == "unimix")
+
+
+def mix_window(config, steps_per_epoch: int) -> Optional[Callable]:
+  """``step -> bool``, whether ``config.mix_skip_epochs = (first, last)``
+  lets the step's epoch mix: not the first ``first`` epochs nor the last
+  ``last`` of ``config.num_epochs``; ``None`` when every epoch mixes."""
+  first, last = (int(n) for n in config.mix_skip_epochs)
+  if not first and not last:
+    return None
+  stop = config.num_epochs - last
+  return lambda step: (step // steps_per_epoch >= first) & (
+      step // steps_per_epoch < stop)
+
+
+def keep_mix_where(on, images, mixed, info):
+  """The mixed batch where ``on`` (a traced bool for the batch), else the
+  clean batch with λ = 1 and the mask all ones."""
+  info = info._replace(lam=jnp.where(on, info.lam, jnp.ones_like(info.lam)))
+  if getattr(info, "mask", None) is not None:
+    info = info._replace(mask=jnp.where(on, info.mask, 1.0))
+  return jnp.where(on, mixed, images), info
+
+
+def make_mix_fn(config, num_mix_layers: int, class_counts,
+                steps_per_epoch: int = 1) -> Callable:
+  """``(key, device_key, images, labels, partner_batch, step) -> (images,
+  MixInfo-like, ManifoldInfo|None)`` for ``config.mixer`` with
+  ``config.partners`` (:data:`PARTNER_CHOICES`), ``config.mix_prob`` (one
+  coin per batch) and ``config.mix_skip_epochs`` (:func:`mix_window`).
+
+  ``key`` is the step's key, the same on every device; ``device_key`` has
+  the device folded in. The in-batch partners and per-sample draws use
+  ``device_key`` (each device mixes its own shard). With a second batch and
+  one draw per batch, λ, the box and the coin of ``mix_prob`` come from
+  ``key``: every device draws the same ones, so the step does not depend on
+  how the global batch is split over the devices.
+  """
+  mixer = make_mixer(config, class_counts, num_mix_layers)
+  counts = np.asarray(class_counts)
+  source, tau, prob = config.partners, config.unimix_tau, config.mix_prob
+  shared = draws_per_batch(config)
+  manifold = config.mixer == "manifold_mixup"
+  window = mix_window(config, steps_per_epoch)
+
+  def mix(key, device_key, images, labels, partner_batch=None, step=0):
+    partners, rng = None, device_key
+    if source == "prior":
+      k_pair, rng = jax.random.split(device_key)
+      partners = mixers.batch_partners(
+          images, labels, mixers.prior_partners(k_pair, labels, counts, tau))
+    elif source == "sampler":
+      partners, rng = partner_batch, key if shared else device_key
+    mixed, info = mixer(rng, images, labels, partners)
+    on = True
+    if prob < 1.0:
+      on = jax.random.bernoulli(jax.random.fold_in(rng, 1), prob)
+    if window is not None:
+      on = window(step) & on
+    if on is not True:
+      mixed, info = keep_mix_where(on, images, mixed, info)
+    return mixed, info, info if manifold else None
+
+  return mix
+
+
+#: ``config.loss``: cross-entropy, LDAM (Cao et al. 2019), focal, or the
+#: logit-adjusted cross-entropy (Menon et al. 2021; Balanced Softmax at
+#: ``config.la_tau`` = 1).
+LOSSES = ("ce", "ldam", "focal", "logit_adjusted")
 
 
 def make_per_label_loss(config, class_counts) -> Callable:
@@ -126,6 +216,11 @@ def make_per_label_loss(config, class_counts) -> Callable:
     gamma = config.focal_gamma
     return lambda z, y: losses.focal_loss(z, y, gamma=gamma)
   label_smoothing = config.label_smoothing
+  if name == "logit_adjusted":
+    log_prior = jnp.asarray(losses.log_prior(class_counts))
+    tau = config.la_tau
+    return lambda z, y: losses.logit_adjusted_cross_entropy(
+        z, y, log_prior=log_prior, tau=tau, label_smoothing=label_smoothing)
   return lambda z, y: losses.cross_entropy(z, y,
                                            label_smoothing=label_smoothing)
 
@@ -215,7 +310,7 @@ def make_objective(config, class_counts, *, steps_per_epoch: int,
   """
   part = make_sumix_part(config)
   return build_objective(
-      mix=make_mix_fn(config, num_mix_layers),
+      mix=make_mix_fn(config, num_mix_layers, class_counts, steps_per_epoch),
       label_weight=label_weight_fn(make_label_rule(config, class_counts),
                                    part.reduction if part else None),
       per_label_loss=make_per_label_loss(config, class_counts),
@@ -230,8 +325,8 @@ def build_objective(*, mix: Callable, label_weight: Callable,
   """The objective from its parts (no config).
 
   Args:
-    mix: ``(key, images, labels) -> (images, MixInfo, ManifoldInfo|None)``
-      (:func:`make_mix_fn`).
+    mix: ``(key, device_key, images, labels, partner_batch, step) ->
+      (images, MixInfo, ManifoldInfo|None)`` (:func:`make_mix_fn`).
     label_weight: ``(ratio, labels_a, labels_b) -> λ_y``
       (:func:`label_weight_fn`; with SUMix it includes the reduction).
     per_label_loss: ``(logits, labels) -> [B]``.
@@ -243,8 +338,11 @@ def build_objective(*, mix: Callable, label_weight: Callable,
     axis_name: the data axis of the ``shard_map`` the objective is traced in.
 
   Returns:
-    ``objective(graphdef, params, batch_stats, images, labels, key, step) ->
-    (loss, (batch_stats, metrics))``: this device's share of the
+    ``objective(graphdef, params, batch_stats, images, labels, key, step,
+    partner_batch=None) -> (loss, (batch_stats, metrics))``, with ``key``
+    the step's key (the same on every device; the device is folded in here)
+    and ``partner_batch`` the shard's :class:`remix_jax.mixers.Partners`
+    from the second stream (or ``None``): this device's share of the
     global-batch loss, its updated (not yet averaged) BatchNorm statistics,
     and the metrics ``train_accuracy`` (against the label of weight ≥ ½),
     ``mix_ratio``, ``label_weight`` and, with SUMix, ``sumix_regularizer``,
@@ -253,10 +351,13 @@ def build_objective(*, mix: Callable, label_weight: Callable,
   psum = lambda x: jax.lax.psum(x, axis_name)
   pmean = lambda x: jax.lax.pmean(x, axis_name)
 
-  def objective(graphdef, params, batch_stats, images, labels, key, step):
+  def objective(graphdef, params, batch_stats, images, labels, key, step,
+                partner_batch=None):
     clean = images
-    images, info, manifold = mix(key, images, labels)
-    labels_b = labels[info.partner]
+    device_key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    images, info, manifold = mix(key, device_key, images, labels,
+                                 partner_batch, step)
+    labels_b = info.partner_labels
     weights = class_weights(step // steps_per_epoch)
     w_a, w_b = weights[labels], weights[labels_b]
     # copy=True: fresh Variables owned by this trace, so BatchNorm may

@@ -2,7 +2,8 @@
 compared on every resume, so that one workdir holds one run.
 
 Every field must match the stored one except :data:`FREE_FIELDS`, which
-cannot change what is trained. A deliberate change (a lower learning rate
+cannot change what is trained; a record older than a field of
+:data:`ADDED_FIELDS` matches that field's value there. A deliberate change (a lower learning rate
 after a NaN, more epochs) is allowed by naming the fields
 (``train_and_evaluate(..., allow_changes=[...])``, ``main.py
 --allow_changes=...``); the record then keeps the new values and a history
@@ -29,6 +30,14 @@ FREE_FIELDS = (
     # Kernel choices: the same math, up to float reassociation.
     "conv_impl", "weight_grad_chunks",
 )
+
+
+#: Fields newer than some records, each with the value that trains as the
+#: records' runs did: a record without the field matches that value.
+ADDED_FIELDS = {
+    "mix_prob": 1.0, "partners": "permutation", "unimix_tau": -0.5,
+    "la_tau": 1.0, "data.partner_power": 1.0, "mix_skip_epochs": [0, 0],
+}
 
 
 class ConfigChangedError(ValueError):
@@ -101,9 +110,11 @@ def differences(stored: dict, new: dict) -> dict:
 
   Returns:
     ``{field: (stored value, new value)}`` of every field but
-    :data:`FREE_FIELDS` whose values differ, sorted by field; a field one
-    of them lacks has the value ``_MISSING`` there.
+    :data:`FREE_FIELDS` whose values differ, sorted by field; a field of
+    :data:`ADDED_FIELDS` that ``stored`` lacks has its value there, any
+    other field one of them lacks has the value ``_MISSING`` there.
   """
+  stored = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **stored}
   return {key: (stored.get(key, _MISSING), new.get(key, _MISSING))
           for key in sorted(set(stored) | set(new))
           if key not in FREE_FIELDS

@@ -247,6 +247,11 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
   return result
 
 
+#: The arrays of a training batch, in the train step's argument order
+#: (the partner stream's only when the run draws one).
+BATCH_KEYS = ("image", "label", "partner_image", "partner_label")
+
+
 def _train_epoch(state, train_step, batches, mesh, stop, log, *, step: int,
                  steps_per_epoch: int, log_every: int):
   """Trains on ``batches`` (the rest of one epoch) until they end or a stop
@@ -254,9 +259,9 @@ def _train_epoch(state, train_step, batches, mesh, stop, log, *, step: int,
   epoch = step // steps_per_epoch
   pending, first = [], step
   for batch in batches:
-    images, labels = parallel.shard_batch(mesh, (batch["image"],
-                                                 batch["label"]))
-    state, step_metrics = train_step(state, images, labels)
+    arrays = parallel.shard_batch(
+        mesh, tuple(batch[k] for k in BATCH_KEYS if k in batch))
+    state, step_metrics = train_step(state, *arrays)
     pending.append(step_metrics)
     step += 1
     if step % log_every == 0 or step % steps_per_epoch == 0:
@@ -278,8 +283,9 @@ def _loop(config, state, train_step, train_data, mesh, stop, saver,
   result = None
   while step < stop_step:
     epoch = step // spe
-    batches = train_data.iterate(epoch, resample=rebalance.resamples(epoch),
-                                 start_step=step % spe)
+    batches = train_data.iterate(
+        epoch, resample=rebalance.resamples(epoch), start_step=step % spe,
+        partners=objective_lib.uses_partner_batch(config))
     state, step, stopped = _train_epoch(
         state, train_step, batches, mesh, stop, log, step=step,
         steps_per_epoch=spe, log_every=config.log_every_steps)
