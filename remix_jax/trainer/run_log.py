@@ -50,6 +50,9 @@ def _events_written(workdir: str):
 METRIC_WRITERS = ("tensorboard", "jsonl")
 #: The file of the ``jsonl`` writer, in the workdir.
 JSONL_FILE = "metrics.jsonl"
+#: Where each writer puts the scalars, for the run's last line.
+SCALARS_WHERE = {"tensorboard": "TensorBoard events in {workdir}",
+                 "jsonl": "scalars in {workdir}/" + JSONL_FILE}
 
 
 class JsonLinesWriter:

@@ -139,7 +139,9 @@ def train_and_evaluate(config, workdir: str, *, allow_changes=(),
                     replace_record=not has_checkpoints,
                     allow_unverified=allow_unverified_checkpoints)
       if "top1" in result and primary:
-        logging.info(report.where_line(workdir, time.monotonic() - start))
+        logging.info(report.where_line(
+            workdir, time.monotonic() - start,
+            run_log.SCALARS_WHERE[config.metric_writer]))
       return result
     finally:
       lock.release()
