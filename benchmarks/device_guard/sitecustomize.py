@@ -11,13 +11,39 @@ packages and of the wheels that travel, one per line). What an installed
 package imports for itself is left to it: its dependencies there are its
 own. Each refusal of a module that is installed here is appended to
 ``$REMIX_DEVICE_GUARD_LOG`` as ``<module> <importer>``, except where the
-importer only asks whether it exists (``importlib.util.find_spec``). Nothing
-is guarded unless both variables are set.
+importer only asks whether it exists: ``importlib.util.find_spec`` then
+answers ``None``, as it would there. Nothing is guarded unless both
+variables are set.
 """
 
 import importlib.machinery
+import importlib.util
 import os
 import sys
+import threading
+
+#: How deep this thread is in ``importlib.util.find_spec`` calls.
+_PROBING = threading.local()
+
+
+class _Refused(ModuleNotFoundError):
+  """A module the GPU machine lacks."""
+
+
+def _probe_aware(find_spec):
+  """``importlib.util.find_spec`` that answers ``None`` for a refused
+  module, as it does for a missing one, and marks the call as a probe."""
+
+  def probe(name, package=None):
+    _PROBING.depth = getattr(_PROBING, "depth", 0) + 1
+    try:
+      return find_spec(name, package)
+    except _Refused:
+      return None
+    finally:
+      _PROBING.depth -= 1
+
+  return probe
 
 
 def _inside(path: str, root: str) -> bool:
@@ -32,20 +58,17 @@ class _Guard:
     self.stdlib = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
     self.stdlib_dir = os.path.dirname(os.path.abspath(os.__file__))
 
-  def _importer(self) -> tuple[str, bool]:
+  def _importer(self) -> str:
     """The top-level module that asked for the import (the first frame
-    outside the import machinery), and whether it only asked whether the
-    module exists (``importlib.util.find_spec``)."""
-    frame, probe = sys._getframe(2), False  # pylint: disable=protected-access
+    outside the import machinery)."""
+    frame = sys._getframe(2)  # pylint: disable=protected-access
     while frame is not None:
       name = frame.f_code.co_filename
-      if name.endswith(os.path.join("importlib", "util.py")):
-        probe = probe or frame.f_code.co_name == "find_spec"
       if not (name.startswith("<frozen") or "importlib" in name
               or name == __file__):
-        return str(frame.f_globals.get("__name__", "")).split(".")[0], probe
+        return str(frame.f_globals.get("__name__", "")).split(".")[0]
       frame = frame.f_back
-    return "", probe
+    return ""
 
   def _found_in(self, name: str, path, root: str) -> bool:
     spec = importlib.machinery.PathFinder.find_spec(name, path)
@@ -70,7 +93,7 @@ class _Guard:
     del target
     if "." in name or name in self.stdlib or name in self.allowed:
       return None
-    importer, probe = self._importer()
+    importer = self._importer()
     # The repository's own, the standard library's private modules
     # (_sysconfigdata_*) that sys.stdlib_module_names does not list, and an
     # installed package's own imports.
@@ -80,10 +103,10 @@ class _Guard:
       return None
     if importlib.machinery.PathFinder.find_spec(name, path) is None:
       return None  # missing here too: the import fails as it would there
-    if not probe:
+    if not getattr(_PROBING, "depth", 0):
       with open(self.log, "a", encoding="utf-8") as f:
         f.write(f"{name} {importer or '?'}\n")
-    raise ModuleNotFoundError(
+    raise _Refused(
         f"No module named {name!r} (the GPU machine has no such package: "
         "benchmarks/device_guard)", name=name)
 
@@ -98,6 +121,7 @@ def _install() -> None:
   root = os.path.dirname(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))))
   sys.meta_path.insert(0, _Guard(allowed, root, log))
+  importlib.util.find_spec = _probe_aware(importlib.util.find_spec)
 
 
 _install()

@@ -2,6 +2,7 @@
 the choice in the config."""
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from tests.helpers import REPO
 
 
 def test_jsonl_writer_appends_one_object_per_write(tmp_path, caplog):
+  caplog.set_level(logging.INFO)
   log = run_log.RunLog(str(tmp_path), bar=False, total=10, initial=0,
                        batch_size=4, primary=True, writer="jsonl")
   log.scalars(3, {"loss": 1.5, "top1": 20})

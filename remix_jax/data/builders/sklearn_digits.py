@@ -14,7 +14,6 @@ order). ``digits_numpy`` reads the same arrays without tfds.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from remix_jax.data import digits
