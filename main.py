@@ -200,12 +200,12 @@ def _keep_gpus_from_tensorflow(config) -> None:
   """Hides the GPUs from TensorFlow, so that JAX keeps the GPU memory, when
   the run will use TensorFlow (a tfds dataset or the tensorboard writer) and
   it is installed; otherwise TensorFlow is not imported."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
+  from remix_jax import extras  # pylint: disable=g-import-not-at-top
   from remix_jax.data import registry  # pylint: disable=g-import-not-at-top
   spec = registry.DATASETS.get(config.data.name)
   uses_tf = (config.metric_writer == "tensorboard" or spec is None
              or spec.pipeline == registry.TFDS)
-  if uses_tf and importlib.util.find_spec("tensorflow") is not None:
+  if uses_tf and extras.installed("tensorflow"):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.set_visible_devices([], "GPU")
 

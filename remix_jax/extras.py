@@ -49,7 +49,9 @@ class MissingExtraError(ModuleNotFoundError):
   command)."""
 
 
-def _findable(module: str) -> bool:
+def installed(module: str) -> bool:
+  """Whether top-level ``module`` can be imported here (looked up, not
+  imported)."""
   try:
     return importlib.util.find_spec(module) is not None
   except (ImportError, ValueError):  # a finder that refuses it
@@ -59,7 +61,7 @@ def _findable(module: str) -> bool:
 def missing(extra: str = "trainer") -> list[str]:
   """The distributions of ``extra`` whose modules are not importable here."""
   return [dist for module, dist in EXTRAS[extra].items()
-          if not _findable(module)]
+          if not installed(module)]
 
 
 def install_hint(extra: str = "trainer") -> str:

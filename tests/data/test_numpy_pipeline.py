@@ -92,3 +92,49 @@ def test_training_data_imports_no_tensorflow():
                        capture_output=True, text=True, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
   assert out.stdout.strip() == "[]"
+
+
+_WITHOUT_TENSORFLOW = """\
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "clu"):
+      raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_a_tfds_dataset_without_tensorflow_says_which_extra():
+  code = _WITHOUT_TENSORFLOW + textwrap.dedent("""\
+      from remix_jax import data
+      from remix_jax import extras
+      train = data.create_train_data(data.DataOptions(name="digits_numpy"),
+                                     global_batch_size=16)
+      try:
+        data.create_train_data(data.DataOptions(name="cifar10"),
+                               global_batch_size=16)
+      except extras.MissingExtraError as err:
+        print(err)
+      """)
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.startswith(
+      "dataset cifar10 (tfds) needs remix_jax's `trainer` extra; not "
+      "installed: tensorflow-cpu, tensorflow-datasets, clu;")
+
+
+def test_main_with_a_tfds_dataset_without_tensorflow_says_which_extra(
+    tmp_path):
+  code = _WITHOUT_TENSORFLOW + textwrap.dedent(f"""\
+      import main
+      sys.argv = ["main.py", "--workdir", {str(tmp_path / "w")!r},
+                  "--config.data.name=cifar10"]
+      sys.exit(main.main())
+      """)
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert out.stderr.strip().splitlines()[-1].startswith(
+      "error: dataset cifar10 (tfds) needs remix_jax's `trainer` extra; not "
+      "installed: tensorflow-cpu, tensorflow-datasets, clu;")
