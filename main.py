@@ -18,6 +18,9 @@ signal's number). User errors (config, data, workdir, lock, checkpoints,
 NaN, a full disk) are one line on stderr and exit 1 (2 for bad flags);
 --verbose shows the traceback. The workdir's lock is taken before TensorFlow
 or JAX is imported, so a second run on the same workdir is refused at once.
+TensorFlow is imported only for a tfds dataset or the tensorboard metric
+writer: --config.data.name=digits_numpy --config.metric_writer=jsonl trains
+where it is not installed.
 A checkpoint that fails verification is moved to checkpoints/corrupt/ and the
 previous one resumes; --allow_unverified_checkpoints resumes from one that has
 no checksums to verify it against.
@@ -254,8 +257,8 @@ def _main(argv, stop) -> int:
     return 0
   verbose = "--verbose" in argv[1:]
   from remix_jax import extras  # pylint: disable=g-import-not-at-top
-  try:
-    extras.require("main.py")
+  try:  # TensorFlow is checked when a tfds dataset or clu needs it
+    extras.require("main.py", optional=extras.TENSORFLOW_MODULES)
   except ModuleNotFoundError as err:
     _fail(str(err))
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -272,11 +275,25 @@ def _main(argv, stop) -> int:
       lock.release()
 
 
+def _keep_gpus_from_tensorflow(config) -> None:
+  """Hides the GPUs from TensorFlow, so that JAX keeps the GPU memory, when
+  the run will use TensorFlow (a tfds dataset or the tensorboard writer) and
+  it is installed; otherwise TensorFlow is not imported."""
+  from remix_jax import extras  # pylint: disable=g-import-not-at-top
+  from remix_jax.data import registry  # pylint: disable=g-import-not-at-top
+  spec = registry.DATASETS.get(config.data.name)
+  uses_tf = (config.metric_writer == "tensorboard" or spec is None
+             or spec.pipeline == registry.TFDS)
+  if uses_tf and extras.installed("tensorflow"):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.set_visible_devices([], "GPU")
+
+
 def _train(fv, stop, lock) -> int:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], "GPU")  # keep the GPU memory for JAX
+  _keep_gpus_from_tensorflow(fv.config)
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
+  from remix_jax import extras  # pylint: disable=g-import-not-at-top
   from remix_jax.trainer import checkpointing  # pylint: disable=g-import-not-at-top
   from remix_jax.trainer import train  # pylint: disable=g-import-not-at-top
   from remix_jax.trainer import workdir  # pylint: disable=g-import-not-at-top
@@ -286,7 +303,8 @@ def _train(fv, stop, lock) -> int:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   logging.get_absl_handler().setFormatter(_PlainLines())
   user_errors = (ValueError, OSError, FloatingPointError,
-                 workdir.WorkdirError, checkpointing.CheckpointError)
+                 workdir.WorkdirError, checkpointing.CheckpointError,
+                 extras.MissingExtraError)
   try:
     if fv.eval_only:
       return _evaluate(fv.workdir)

@@ -35,7 +35,11 @@ MARKERS = ("<!-- train-step:start -->", "<!-- train-step:end -->")
 #: Contenders in table order, with their labels.
 LABELS = {"onednn": "JAX, oneDNN convolutions",
           "xla": "JAX, XLA's convolutions",
-          "torch": "PyTorch eager channels_last"}
+          "torch": "PyTorch eager channels_last",
+          "torch_compile": "PyTorch torch.compile channels_last"}
+#: The PyTorch references, by the key of each contender's ratio to them.
+REFERENCES = {"ratio_to_torch": "torch",
+              "ratio_to_torch_compile": "torch_compile"}
 #: The two passes timed head to head, with their labels.
 KINDS = {"step": "train", "forward": "eval"}
 SCHEMA = 1
@@ -84,7 +88,8 @@ def head_to_head(times: dict, batch: int) -> dict:
   Args:
     times: ``{(contender, kind): [median seconds of each round]}``, as
       ``torch_reference.head_to_head`` returns; ``kind`` is a key of
-      :data:`KINDS`, the contender ``'torch'`` is PyTorch.
+      :data:`KINDS`, the contender ``'torch'`` is PyTorch (eager) and
+      ``'torch_compile'`` PyTorch under ``torch.compile``.
     batch: images per call.
 
   Returns:
@@ -93,19 +98,20 @@ def head_to_head(times: dict, batch: int) -> dict:
     rounds, images/s at the median, and (for JAX contenders, when PyTorch
     was timed) each round's PyTorch time over the contender's, summarized
     over rounds (``> 1``: faster than PyTorch); ``None`` without PyTorch.
+    With ``torch_compile`` timed, ``'ratio_to_torch_compile'`` likewise.
   """
   out = {}
   for (name, kind), seconds in times.items():
-    torch_s = times.get(("torch", kind))
-    ratio = None
-    if torch_s is not None and name != "torch":
-      ratio = _spread([t / s for t, s in zip(torch_s, seconds)])
-      ratio["rounds"] = [t / s for t, s in zip(torch_s, seconds)]
     ms = [1e3 * s for s in seconds]
-    out.setdefault(name, {})[kind] = {
-        "ms": _spread(ms), "round_ms": ms,
-        "images_per_s": batch / statistics.median(seconds),
-        "ratio_to_torch": ratio}
+    entry = {"ms": _spread(ms), "round_ms": ms,
+             "images_per_s": batch / statistics.median(seconds),
+             "ratio_to_torch": None}
+    for key, reference in REFERENCES.items():
+      ref_s = times.get((reference, kind))
+      if ref_s is not None and not name.startswith("torch"):
+        rounds = [t / s for t, s in zip(ref_s, seconds)]
+        entry[key] = {**_spread(rounds), "rounds": rounds}
+    out.setdefault(name, {})[kind] = entry
   return out
 
 
@@ -157,7 +163,7 @@ def _cell_ms(kind: dict) -> str:
 
 def _cell_ratio(kind: dict, name: str) -> str:
   ratio = kind["ratio_to_torch"]
-  if name == "torch" or ratio is None:
+  if name.startswith("torch") or ratio is None:
     return "–"
   return (f"**{ratio['median']:.2f}×** "
           f"({ratio['min']:.2f}–{ratio['max']:.2f})")
@@ -169,7 +175,8 @@ def caption(value: dict) -> str:
   versions = ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items())
                        if v)
   rounds = f"{s['rounds']} interleaved round{'s' if s['rounds'] != 1 else ''}"
-  return (f"{s['model']}, batch {s['batch']}×32×32×3 float32, ERM train step "
+  return (f"{s['model']}, batch {s['batch']}×32×32×3 "
+          f"{s.get('dtype', 'float32')}, ERM train step "
           f"and eval forward; {rounds} of "
           f"{s['calls_per_round']} calls per contender, median over rounds "
           f"(min–max); ratio = PyTorch's time / ours in each round. "

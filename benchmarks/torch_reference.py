@@ -1,5 +1,9 @@
 """The PyTorch references for ``benchmarks/train_step.py``, timed in eager
-mode with ``channels_last`` tensors, SGD momentum 0.9 and weight decay 2e-4:
+mode (or compiled with ``torch.compile``) with ``channels_last`` tensors, SGD
+momentum 0.9 and weight decay 2e-4, on the CPU or a CUDA GPU (each call
+ends with ``torch.cuda.synchronize()`` there), in float32 or bfloat16
+(``torch.autocast``: bfloat16 compute, float32 parameters, as
+``config.dtype='bfloat16'`` in JAX):
 
 - ``resnet32``: LDAM-DRW's ResNet-32 (``models/resnet_cifar.py`` of Cao et
   al. 2019: 3×5 BasicBlocks, 16/32/64 channels, option-A shortcuts);
@@ -101,39 +105,69 @@ def _model(name: str, num_classes: int = 10):
   return ResNet(64, (64, 128, 256, 512), 2, "B")
 
 
+#: ``dtype`` choices of :func:`make_steps`.
+DTYPES = ("float32", "bfloat16")
+
+
 def make_steps(name: str, batch: int, *, channels_last: bool = True,
-               seed: int = 0) -> dict:
-  """One train step and one forward of eager PyTorch model ``name`` (one of
+               seed: int = 0, device: str = "cpu", dtype: str = "float32",
+               compile_backend: str = "") -> dict:
+  """One train step and one forward of PyTorch model ``name`` (one of
   :data:`MODELS`) on a fixed CIFAR-sized random batch, as callables.
 
+  Args:
+    name: the model.
+    batch: images per call.
+    channels_last: NHWC memory format.
+    seed: of the weights and the batch.
+    device: ``'cpu'`` or ``'cuda'`` (each call then waits for the GPU).
+    dtype: one of :data:`DTYPES`; ``bfloat16`` runs the forward pass (and
+      its backward) under ``torch.autocast``.
+    compile_backend: ``''`` for eager mode, else ``torch.compile``'s
+      backend (``'inductor'``; ``'aot_eager'`` traces without generating
+      code).
+
   Returns:
-    ``{'step', 'forward', 'threads', 'version'}``: ``step()`` runs
+    ``{'step', 'forward', 'threads', 'version', 'device'}``: ``step()`` runs
     zero_grad, forward, cross-entropy, backward and an SGD-momentum update in
     training mode; ``forward()`` runs the network in eval mode without
-    gradients.
+    gradients; ``device`` names the device.
   """
   import torch  # pylint: disable=g-import-not-at-top
   torch.manual_seed(seed)
   fmt = torch.channels_last if channels_last else torch.contiguous_format
-  model = _model(name).to(memory_format=fmt)
+  model = _model(name).to(device=device, memory_format=fmt)
   opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9,
                         weight_decay=2e-4)
-  x = torch.randn(batch, 3, 32, 32).to(memory_format=fmt)
-  y = torch.randint(0, 10, (batch,))
+  x = torch.randn(batch, 3, 32, 32).to(device=device, memory_format=fmt)
+  y = torch.randint(0, 10, (batch,)).to(device)
+  net = torch.compile(model, backend=compile_backend) if compile_backend \
+      else model
+  wait = torch.cuda.synchronize if device.startswith("cuda") else (
+      lambda: None)
+
+  def autocast():
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
+                          enabled=dtype == "bfloat16")
 
   def step():
     model.train()
     opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    with autocast():
+      loss = torch.nn.functional.cross_entropy(net(x), y)
     loss.backward()
     opt.step()
+    wait()
 
   def forward():
     model.eval()
-    with torch.no_grad():
-      model(x)
+    with torch.no_grad(), autocast():
+      net(x)
+    wait()
 
-  return {"step": step, "forward": forward,
+  where = (torch.cuda.get_device_name(device) if device.startswith("cuda")
+           else "cpu")
+  return {"step": step, "forward": forward, "device": where,
           "threads": torch.get_num_threads(), "version": torch.__version__}
 
 
@@ -154,18 +188,25 @@ class Server:
   Args:
     name: one of :data:`MODELS`.
     batch: batch size.
+    **options: :func:`make_steps`'s ``device``, ``dtype`` and
+      ``compile_backend``.
 
   Attributes:
-    threads, version: the child's ``torch.get_num_threads()`` and
-      ``torch.__version__``.
+    threads, version, device: the child's ``torch.get_num_threads()``,
+      ``torch.__version__`` and device name.
   """
 
-  def __init__(self, name: str, batch: int):
+  def __init__(self, name: str, batch: int, **options):
     self._proc = subprocess.Popen(
-        [sys.executable, __file__, name, str(batch)], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True)
-    info = json.loads(self._proc.stdout.readline())
+        [sys.executable, __file__, name, str(batch), json.dumps(options)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = self._proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f"the PyTorch reference ({name}, {options}) did not "
+                         "start; its error is above")
+    info = json.loads(line)
     self.threads, self.version = info["threads"], info["version"]
+    self.device = info["device"]
 
   def time(self, kind: str, iters: int) -> float:
     """Median seconds of ``kind`` (``'step'`` or ``'forward'``) over
@@ -202,10 +243,10 @@ def head_to_head(contenders: dict, rounds: int, iters: int) -> dict:
   return out
 
 
-def _serve(name: str, batch: int):
+def _serve(name: str, batch: int, options: dict):
   """The child's loop: reads ``'<kind> <iters>'`` lines, answers seconds."""
-  steps = make_steps(name, batch)
-  print(json.dumps({"threads": steps["threads"], "version": steps["version"]}),
+  steps = make_steps(name, batch, **options)
+  print(json.dumps({k: steps[k] for k in ("threads", "version", "device")}),
         flush=True)
   for line in sys.stdin:
     kind, iters = line.split()
@@ -213,4 +254,5 @@ def _serve(name: str, batch: int):
 
 
 if __name__ == "__main__":
-  _serve(sys.argv[1], int(sys.argv[2]))
+  _serve(sys.argv[1], int(sys.argv[2]),
+         json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})

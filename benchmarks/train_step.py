@@ -3,6 +3,8 @@
     python benchmarks/train_step.py [--batch 128] [--iters 20] [--devices 0]
         [--mixers erm,mixup,cutmix,...] [--model resnet32|resnet18]
         [--conv_impls xla,onednn] [--rounds 5] [--json PATH]
+        [--dtype float32|bfloat16] [--torch_device cpu|cuda]
+        [--torch_compile inductor]
     python benchmarks/train_step.py --markdown [--json PATH]
 
 Uses the trainer's own step (``remix_jax.trainer.build.build``: model, mixer, Remix
@@ -25,7 +27,11 @@ rounds, each timing every contender's train step, then its forward, for
 ``--iters / --rounds`` calls. The JAX / PyTorch ratios printed are the
 median over rounds of each round's ratio of medians, with their range, so
 the machine's drift over minutes acts on both sides alike. Without torch
-the JAX contenders are still timed in rounds.
+the JAX contenders are still timed in rounds. ``--dtype`` sets
+``config.dtype`` and PyTorch's autocast dtype alike; ``--torch_device cuda``
+times PyTorch on the GPU (each call synchronised); ``--torch_compile
+BACKEND`` adds PyTorch under ``torch.compile`` as a second reference
+(``torch_compile``, with its own ratios).
 
 Every figure goes to one JSON file (``--json``, default
 ``results/benchmarks/train_step.json``; ``--json ''`` writes none): the
@@ -95,6 +101,7 @@ def time_train_step(method: str, args, images, labels) -> dict:
   config.batch_size = args.batch
   config.weight_grad_chunks = args.weight_grad_chunks
   config.conv_impl = args.conv_impl
+  config.dtype = args.dtype
   mesh = parallel.make_mesh(args.devices)
   state, train_step, eval_step = build.build(
       config, mesh, num_classes=10, class_counts=COUNTS, steps_per_epoch=100)
@@ -139,8 +146,16 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--conv_impls", default="xla,onednn",
                       help="comma-separated config.conv_impl values, each "
                       "timed (onednn is skipped where it is unavailable)")
+  parser.add_argument("--dtype", default="float32",
+                      choices=torch_reference.DTYPES,
+                      help="config.dtype, and PyTorch's autocast dtype")
   parser.add_argument("--no_torch", action="store_true",
                       help="skip the PyTorch reference")
+  parser.add_argument("--torch_device", default="cpu",
+                      help="where PyTorch runs: cpu or cuda")
+  parser.add_argument("--torch_compile", default="",
+                      help="also time PyTorch under torch.compile with this "
+                      "backend (inductor; aot_eager traces only)")
   parser.add_argument("--rounds", type=int, default=5,
                       help="interleaved rounds of the ERM step of each "
                       "contender (each of --iters / --rounds calls)")
@@ -201,15 +216,22 @@ def _print_sumix_and_eval(args, erm_results, rows):
           f"{args.batch / base['eval_s']:.0f} images/s")
 
 
-def _torch_server(args):
-  """The PyTorch reference's child process, or ``None`` (with why)."""
+def _torch_servers(args) -> dict:
+  """The PyTorch references' child processes by contender name (``torch``,
+  and ``torch_compile`` when asked); empty (with why) without torch."""
   if args.no_torch or args.model not in torch_reference.MODELS:
-    return None
+    return {}
   if not torch_reference.available():
     print("PyTorch reference skipped: torch is not installed "
           "(pip install torch==2.13.0, the CPU build)")
-    return None
-  return torch_reference.Server(args.model, args.batch)
+    return {}
+  options = dict(device=args.torch_device, dtype=args.dtype)
+  servers = {"torch": torch_reference.Server(args.model, args.batch,
+                                             **options)}
+  if args.torch_compile:
+    servers["torch_compile"] = torch_reference.Server(
+        args.model, args.batch, compile_backend=args.torch_compile, **options)
+  return servers
 
 
 def head_to_head(args, erm_results) -> tuple[dict, dict]:
@@ -217,10 +239,11 @@ def head_to_head(args, erm_results) -> tuple[dict, dict]:
 
   Returns:
     ``(times, torch_info)``: ``torch_reference.head_to_head``'s times and
-    ``{'version', 'threads'}`` of the PyTorch child (empty without it).
+    ``{'version', 'threads', 'device'}`` of the PyTorch children (empty
+    without them).
   """
-  ref = _torch_server(args)
-  contenders = {"torch": ref.time} if ref else {}
+  servers = _torch_servers(args)
+  contenders = {name: ref.time for name, ref in servers.items()}
   for impl, base in erm_results.items():
     contenders[impl] = (lambda kind, iters, base=base:
                         torch_reference.median_seconds(
@@ -228,13 +251,18 @@ def head_to_head(args, erm_results) -> tuple[dict, dict]:
                             iters))
   times = torch_reference.head_to_head(contenders, args.rounds,
                                        args.calls_per_round)
-  if ref is None:
+  if not servers:
     return times, {}
-  ref.close()
-  print(f"PyTorch {ref.version} eager channels_last {args.model} "
-        f"(a child process, {ref.threads} threads), {args.rounds} "
-        f"interleaved rounds of {args.calls_per_round} calls per side")
-  return times, {"version": ref.version, "threads": ref.threads}
+  for ref in servers.values():
+    ref.close()
+  compiled = (f" and torch.compile ({args.torch_compile})"
+              if args.torch_compile else "")
+  print(f"PyTorch {ref.version} eager{compiled} channels_last {args.model} "
+        f"{args.dtype} on {ref.device} (child processes, {ref.threads} "
+        f"threads), {args.rounds} interleaved rounds of "
+        f"{args.calls_per_round} calls per side")
+  return times, {"version": ref.version, "threads": ref.threads,
+                 "device": ref.device}
 
 
 def _print_head_to_head(contenders: dict):
@@ -242,10 +270,13 @@ def _print_head_to_head(contenders: dict):
     parts = []
     for kind, label in step_report.KINDS.items():
       k = kinds[kind]
-      ratio = k["ratio_to_torch"]
-      vs = ("" if ratio is None else
-            f", {ratio['median']:.2f}x PyTorch "
-            f"({ratio['min']:.2f}-{ratio['max']:.2f})")
+      vs = ""
+      for key, name in (("ratio_to_torch", "PyTorch"),
+                         ("ratio_to_torch_compile", "torch.compile")):
+        ratio = k.get(key)
+        if ratio is not None:
+          vs += (f", {ratio['median']:.2f}x {name} "
+                 f"({ratio['min']:.2f}-{ratio['max']:.2f})")
       parts.append(f"{label} {k['images_per_s']:.0f} images/s{vs}")
     print(f"{impl}, median over rounds (range): " + ", ".join(parts))
 
@@ -267,19 +298,23 @@ def main(argv=None):
   args.calls_per_round = max(2, args.iters // args.rounds)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
         f"({mesh_size} device(s)), {args.model}, batch {args.batch}x32x32x3 "
-        f"float32, XLA convs with weight_grad_chunks {chunks}, median of "
+        f"{args.dtype}, XLA convs with weight_grad_chunks {chunks}, median of "
         f"{args.iters} steps after warm-up")
   erm_results, rows = time_methods(args, impls, names, images, labels)
   _print_sumix_and_eval(args, erm_results, rows)
   times, torch_info = head_to_head(args, erm_results)
   contenders = step_report.head_to_head(times, args.batch)
-  _print_head_to_head({k: v for k, v in contenders.items() if k != "torch"})
+  _print_head_to_head({k: v for k, v in contenders.items()
+                       if not k.startswith("torch")})
   if not args.json:
     return
   settings = {"model": args.model, "batch": args.batch, "iters": args.iters,
               "rounds": args.rounds, "calls_per_round": args.calls_per_round,
               "devices": mesh_size, "backend": jax.devices()[0].platform,
               "weight_grad_chunks": chunks, "conv_impls": impls,
+              "dtype": args.dtype, "torch_compile": args.torch_compile,
+              "torch_device": torch_info.get("device"),
+              "jax_device": jax.devices()[0].device_kind,
               "torch_threads": torch_info.get("threads"),
               "xla_flags": os.environ.get("XLA_FLAGS", "")}
   machine = step_report.machine(

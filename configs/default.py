@@ -111,6 +111,9 @@ def get_config(arg=None):
   c.keep_checkpoints = 2  # the newest N checkpoints are kept
   c.log_every_steps = 50  # TensorBoard scalars and the loss check, every N
   c.progress_bar = True  # epoch, loss, img/s and ETA on the console
+  # Scalars: tensorboard (event files through clu; imports TensorFlow) |
+  # jsonl (metrics.jsonl in the workdir; no TensorFlow).
+  c.metric_writer = "tensorboard"
 
   # Devices and processes.
   c.num_devices = 0  # devices per process to use; 0 = all

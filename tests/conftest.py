@@ -1,10 +1,17 @@
 """Test setup: 4 simulated CPU devices and the project's XLA:CPU flags (set
-before JAX starts), and paths."""
+before JAX starts), and paths.
+
+Where ``JAX_PLATFORMS`` names another platform first (``cuda``: the device
+check, ``benchmarks/device_check.sh``), the tests run on that platform's own
+devices, and those that need 4 skip (``tests.helpers.need_devices``).
+"""
 
 import os
 
 _flags = os.environ.get("XLA_FLAGS", "")
-if "xla_force_host_platform_device_count" not in _flags:
+_platform = os.environ.get("JAX_PLATFORMS", "cpu").split(",")[0].strip()
+if (_platform in ("", "cpu")
+    and "xla_force_host_platform_device_count" not in _flags):
   os.environ["XLA_FLAGS"] = (
       _flags + " --xla_force_host_platform_device_count=4").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,12 +1,13 @@
 """Long-tailed tfds input pipelines (CIFAR-10/100-LT, CINIC-10-LT,
-iNaturalist 2018, 8×8 digits).
+iNaturalist 2018, 8×8 digits), and one NumPy pipeline (``digits_numpy``).
 
 Light to import: the options (:class:`DataOptions`, :func:`check_options`),
 the long-tail counts/selection and the re-sampling rule are NumPy only. The
 pipelines (``create_train_data``, ``create_eval_data``, ``TrainData``,
-``EvalData``) import TensorFlow and tfds on first access (they need
-remix_jax's ``trainer`` extra, :mod:`remix_jax.extras`). They take a
-:class:`DataOptions`, never a config.
+``EvalData``) need remix_jax's ``trainer`` extra (:mod:`remix_jax.extras`);
+the tfds ones import TensorFlow and tfds when a dataset is opened,
+``digits_numpy`` never does. They take a :class:`DataOptions`, never a
+config.
 
 References: Cao et al. 2019 (LDAM-DRW: CIFAR-LT construction, DRS); Cui et
 al. 2019 (class-balanced effective number); Chou et al. 2020 (Remix: the
@@ -39,6 +40,8 @@ __all__ = ["DataOptions", "PROFILES", "SUPPORTED_DATASETS", "check_options",
 def __getattr__(name):
   if name in _LAZY:
     from remix_jax import extras  # pylint: disable=g-import-not-at-top
-    extras.require(f"remix_jax.data.{name}")
+    # TensorFlow is checked when a tfds dataset is opened.
+    extras.require(f"remix_jax.data.{name}",
+                   optional=extras.TENSORFLOW_MODULES)
     return getattr(importlib.import_module(_LAZY[name]), name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

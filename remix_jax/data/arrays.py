@@ -4,7 +4,8 @@ The split is read once with the images still encoded, put in ORIGINAL order
 (sorted by the ``id`` feature: ``train_00000`` … for CIFAR, ImageFolder's
 order for CINIC-10), optionally reduced to a subset of original indices (the
 long-tailed selection) and only then decoded, so CIFAR-10-LT decodes 12,406
-images rather than 50,000.
+images rather than 50,000. TensorFlow and tfds are imported by the functions
+that read; :class:`SplitArrays` needs neither.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import dataclasses
 from typing import Callable, Optional
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
 _READ_BATCH = 4096
 
@@ -37,6 +36,7 @@ class SplitArrays:
 
 def read_encoded(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
   """``(encoded images object [N], labels int64 [N])`` in original order."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   ds = builder.as_dataset(split=split, shuffle_files=False,
                           decoders={"image": tfds.decode.SkipDecoding()})
   has_id = "id" in builder.info.features
@@ -60,6 +60,7 @@ def decode_images(builder, encoded: np.ndarray) -> np.ndarray:
   Returns:
     ``uint8 [N, H, W, C]`` (the feature's static shape).
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = builder.info.features["image"]
   if len(encoded) == 0:
     return np.zeros((0,) + tuple(feature.shape), np.uint8)

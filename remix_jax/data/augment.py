@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
+
+# In NumPy, shared with the NumPy pipeline.
+from remix_jax.data.columns import draw_crop_flip  # noqa: F401  pylint: disable=unused-import
 
 
 def normalize(images: tf.Tensor, mean: Sequence[float],
@@ -28,24 +30,6 @@ def normalize(images: tf.Tensor, mean: Sequence[float],
   if images.dtype == tf.uint8:
     x = x / 255.0
   return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-
-
-def draw_crop_flip(rng: np.random.Generator, n: int, pad: int,
-                   flip: bool) -> tuple[np.ndarray, np.ndarray]:
-  """Random crop offsets and flips for ``n`` examples.
-
-  Args:
-    rng: the epoch's generator.
-    n: number of examples.
-    pad: padding on each side; offsets are uniform in ``[0, 2·pad]``.
-    flip: draw flips with probability 1/2 (else never flip).
-
-  Returns:
-    ``(offsets int32 [n, 2] (row, column), flips bool [n])``.
-  """
-  offsets = rng.integers(0, 2 * pad + 1, size=(n, 2)).astype(np.int32)
-  flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
-  return offsets, flips
 
 
 def crop_flip(images: tf.Tensor, offsets: tf.Tensor, flips: tf.Tensor,

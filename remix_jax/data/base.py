@@ -1,20 +1,25 @@
 """What the trainer sees: :class:`TrainData` and :class:`EvalData`.
 
-Both wrap a ``tf.data`` pipeline built per call of ``iterate`` and yield
-dicts of NumPy arrays holding this process's share of each global batch
-(``[global_batch / process_count, ...]``), ready for
-``jax.make_array_from_process_local_data`` / a device mesh.
+Both yield dicts of NumPy arrays holding this process's share of each global
+batch (``[global_batch / process_count, ...]``), ready for
+``jax.make_array_from_process_local_data`` / a device mesh. The tfds
+pipelines build a ``tf.data`` pipeline per call of ``iterate``
+(``epoch_dataset`` / ``eval_dataset``); the NumPy one
+(:mod:`remix_jax.data.numpy_pipeline`) yields its batches itself
+(``epoch_batches`` / ``eval_batches``). This module imports TensorFlow only
+when a ``tf.data`` pipeline is finished.
 """
 
 from __future__ import annotations
 
-import abc
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
 from remix_jax.data import process_split
+
+if TYPE_CHECKING:
+  import tensorflow as tf
 
 
 #: Batches that :func:`finish` prefetches ahead of the consumer.
@@ -37,13 +42,14 @@ def finish(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 
 def finished_dataset(ds: tf.data.Dataset) -> tf.data.Dataset:
   """``ds`` with :func:`finish`'s options and prefetch."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top,redefined-outer-name
   options = tf.data.Options()
   options.deterministic = True
   options.autotune.enabled = False
   return ds.with_options(options).prefetch(PREFETCH_BATCHES)
 
 
-class TrainData(abc.ABC):
+class TrainData:
   """The training split of one process: class statistics and epochs.
 
   Attributes:
@@ -106,16 +112,24 @@ class TrainData(abc.ABC):
     if not 0 <= start_step <= self.steps_per_epoch:
       raise ValueError(f"start_step={start_step} must be in "
                        f"[0, {self.steps_per_epoch}]")
-    return finish(self.epoch_dataset(int(epoch), bool(resample),
-                                     int(start_step), bool(partners)))
+    return self.epoch_batches(int(epoch), bool(resample), int(start_step),
+                              bool(partners))
 
-  @abc.abstractmethod
+  def epoch_batches(self, epoch: int, resample: bool, start_step: int,
+                    partners: bool = False
+                    ) -> Iterator[dict[str, np.ndarray]]:
+    """The batches behind :meth:`iterate` (arguments checked): by default
+    :meth:`epoch_dataset`, finished (:func:`finish`)."""
+    return finish(self.epoch_dataset(epoch, resample, start_step, partners))
+
   def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
                     partners: bool = False) -> tf.data.Dataset:
-    """The batched ``tf.data`` pipeline behind :meth:`iterate`."""
+    """The batched ``tf.data`` pipeline behind :meth:`iterate` (a tfds
+    pipeline defines it, or :meth:`epoch_batches` instead)."""
+    raise NotImplementedError
 
 
-class EvalData(abc.ABC):
+class EvalData:
   """The evaluation split of one process, every example exactly once.
 
   Attributes:
@@ -143,8 +157,14 @@ class EvalData(abc.ABC):
     """``num_batches`` dicts ``{'image': float32 [B/P, ...], 'label': int32
     [B/P], 'mask': bool [B/P]}``; ``mask`` is False on padding, so summing
     masked metrics over all processes counts each example exactly once."""
+    return self.eval_batches()
+
+  def eval_batches(self) -> Iterator[dict[str, np.ndarray]]:
+    """The batches behind :meth:`iterate`: by default :meth:`eval_dataset`,
+    finished (:func:`finish`)."""
     return finish(self.eval_dataset())
 
-  @abc.abstractmethod
   def eval_dataset(self) -> tf.data.Dataset:
-    """The batched ``tf.data`` pipeline behind :meth:`iterate`."""
+    """The batched ``tf.data`` pipeline behind :meth:`iterate` (a tfds
+    pipeline defines it, or :meth:`eval_batches` instead)."""
+    raise NotImplementedError

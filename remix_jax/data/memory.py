@@ -21,32 +21,10 @@ import tensorflow as tf
 from remix_jax.data import arrays
 from remix_jax.data import augment
 from remix_jax.data import base
-from remix_jax.data import longtail
+from remix_jax.data import columns as columns_lib
 from remix_jax.data import options as options_lib
 from remix_jax.data import registry
-from remix_jax.data import resample as resample_lib
 from remix_jax.data import process_split
-
-
-def longtail_selector(spec: registry.DatasetSpec,
-                      options: options_lib.DataOptions, num_classes: int):
-  """``labels -> kept original indices`` for the long-tailed split of
-  ``options`` (``rho``, ``profile``, ``split_seed``),
-  or ``None`` (keep everything) for datasets that are long-tailed already."""
-  if not spec.longtail:
-    return None
-
-  def select(labels: np.ndarray) -> np.ndarray:
-    per_class = np.bincount(labels, minlength=num_classes)
-    counts = longtail.longtail_counts(int(per_class.min()), num_classes,
-                                      options.rho, options.profile)
-    return longtail.longtail_indices(labels, counts, seed=options.split_seed)
-
-  return select
-
-
-#: The prefix of the partner stream's columns and batch keys.
-PARTNER = "partner_"
 
 
 class _Cached:
@@ -65,88 +43,44 @@ class _Cached:
             "label": tf.gather(self.labels, index)}
 
 
-class InMemoryTrainData(base.TrainData):
+class InMemoryTrainData(columns_lib.CachedTrainData):
   """Long-tailed training split cached in memory (see module docstring).
 
-  Extra attributes:
+  Extra attributes (beside :class:`~remix_jax.data.columns.CachedTrainData`'s):
     images: ``uint8 [N, H, W, C]`` the cached examples (a copy).
-    source_indices: ``int64 [N]`` original index of each cached example, in
-      LDAM's order (class by class, shuffled within the class).
-    labels: ``int32 [N]`` labels of the cached examples.
   """
 
   def __init__(self, builder, spec: registry.DatasetSpec,
                options: options_lib.DataOptions, *,
                global_batch_size: int, process_index: int = 0,
                process_count: int = 1):
-    num_classes = builder.info.features["label"].num_classes
-    split = arrays.load_split(builder, spec.train_split,
-                              longtail_selector(spec, options, num_classes))
+    label = builder.info.features["label"]
+    split = arrays.load_split(
+        builder, spec.train_split,
+        columns_lib.longtail_selector(spec, options, label.num_classes))
     super().__init__(
-        class_counts=np.bincount(split.labels, minlength=num_classes),
-        class_names=builder.info.features["label"].names,
-        image_shape=split.images.shape[1:],
-        global_batch_size=global_batch_size, process_index=process_index,
-        process_count=process_count)
-    self.spec = spec
-    self.source_indices = split.indices
-    self.labels = split.labels
+        split, spec, options, num_classes=label.num_classes,
+        class_names=label.names, global_batch_size=global_batch_size,
+        process_index=process_index, process_count=process_count)
     self._cache = _Cached(split, spec)
-    self._shuffle_seed = int(options.shuffle_seed)
-    self._beta = float(options.resample_beta)
-    self._partner_power = float(options.partner_power)
-    self._augment = bool(options.augment) and (spec.pad > 0 or spec.flip)
 
   @property
   def images(self) -> np.ndarray:
     """``uint8 [N, H, W, C]`` the cached examples (a copy)."""
     return self._cache.images.numpy()
 
-  def epoch_columns(self, epoch: int, resample: bool,
-                    partners: bool = False) -> dict[str, np.ndarray]:
-    """The global order of one epoch, ``[steps · B]``, with augmentation
-    parameters per position (``offset [.., 2]``, ``flip``) when augmenting;
-    with ``partners`` the partner stream's columns too, named
-    ``partner_<column>``."""
-    size = self.steps_per_epoch * self.global_batch_size
-    rng = resample_lib.epoch_rng(self._shuffle_seed, epoch, resample)
-    order = resample_lib.epoch_order(
-        rng, self.labels, self.class_counts, resample=resample,
-        beta=self._beta)[:size]
-    columns = self._augmented(rng, order)
-    if partners:
-      rng = resample_lib.partner_rng(self._shuffle_seed, epoch)
-      order = resample_lib.partner_order(rng, self.labels, self.class_counts,
-                                         self._partner_power, size)
-      columns.update({f"{PARTNER}{k}": v
-                      for k, v in self._augmented(rng, order).items()})
-    return columns
-
-  def _augmented(self, rng: np.random.Generator,
-                 order: np.ndarray) -> dict[str, np.ndarray]:
-    columns = {"index": order}
-    if self._augment:
-      columns["offset"], columns["flip"] = augment.draw_crop_flip(
-          rng, len(order), self.spec.pad, self.spec.flip)
-    return columns
-
   def _load(self, columns):
-    """One position's example(s) from its columns."""
-    out = self._cache.batch(**{k: v for k, v in columns.items()
-                               if not k.startswith(PARTNER)})
-    mine = {k[len(PARTNER):]: v for k, v in columns.items()
-            if k.startswith(PARTNER)}
-    if mine:
-      out.update({PARTNER + k: v for k, v in self._cache.batch(**mine).items()})
+    """One position's example(s) from its columns, with its partner's."""
+    own, partner = columns_lib.split_partner(columns)
+    out = self._cache.batch(**own)
+    if partner:
+      out.update({columns_lib.PARTNER + k: v
+                  for k, v in self._cache.batch(**partner).items()})
     return out
 
   def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
                     partners: bool = False) -> tf.data.Dataset:
-    local = {k: process_split.process_rows(v, self.global_batch_size,
-                                      self.process_index,
-                                      self.process_count)[start_step:]
-             for k, v in self.epoch_columns(epoch, resample,
-                                            partners).items()}
+    local = self.local_epoch_columns(epoch, resample, start_step, partners)
     return tf.data.Dataset.from_tensor_slices(local).map(
         self._load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -168,9 +102,9 @@ class InMemoryEvalData(base.EvalData):
   def eval_dataset(self) -> tf.data.Dataset:
     index, mask = process_split.padded_eval_order(self.num_examples,
                                              self.global_batch_size)
-    local = {k: process_split.process_rows(v, self.global_batch_size,
+    local = columns_lib.local_columns({"index": index, "mask": mask},
+                                      self.global_batch_size,
                                       self.process_index, self.process_count)
-             for k, v in (("index", index), ("mask", mask))}
 
     def load(c):
       return {**self._cache.batch(c["index"]), "mask": c["mask"]}

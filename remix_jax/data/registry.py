@@ -8,8 +8,13 @@ Per-channel mean/std are on the ``[0, 1]`` scale. CIFAR-10/100 use the values
 of LDAM-DRW's ``cifar_train.py`` (Cao et al. 2019); ``cifar10_jpeg`` uses the
 statistics of its own train split (``docs/datasets.md``); CINIC-10 the values
 published with the dataset (Darlow et al. 2018); Tiny-ImageNet, ImageNet and
-iNaturalist the ImageNet values; digits the statistics of the 1,797 images
-scaled to ``[0, 1]``.
+iNaturalist the ImageNet values; digits (both pipelines) the statistics of the
+1,797 images scaled to ``[0, 1]``.
+
+Every dataset is read through tfds and ``tf.data`` except ``digits_numpy``:
+the same images, split and augmentation as ``sklearn_digits``, read from
+scikit-learn by a NumPy pipeline (:mod:`remix_jax.data.numpy_pipeline`), so
+that a machine without TensorFlow can train end to end.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ DOWNLOAD = "download"  # tfds downloads it (needs the network)
 MANUAL = "manual"  # an archive the user places in tfds' manual_dir
 PREPARED = "prepared"  # prepared elsewhere and copied into data_dir
 GENERATED = "generated"  # built locally with no download (bundled data)
+
+#: How a dataset is read.
+TFDS = "tfds"  # a tfds builder and a tf.data pipeline (TensorFlow)
+NUMPY = "numpy"  # in memory, NumPy alone (no TensorFlow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +60,7 @@ class DatasetSpec:
     manual_file: the archive expected in ``<data_dir>/downloads/manual``.
     manual_extra: further archives the builder needs next to
       ``manual_file`` (ImageNet's validation tar).
+    pipeline: ``tfds`` (tfds and ``tf.data``) or ``numpy`` (no TensorFlow).
   """
 
   name: str
@@ -69,6 +79,7 @@ class DatasetSpec:
   download_host: Optional[str] = None
   manual_file: Optional[str] = None
   manual_extra: tuple[str, ...] = ()
+  pipeline: str = TFDS
 
 
 #: In memory, long-tailed subset, pad-4 crop and flip (LDAM-DRW's CIFAR
@@ -122,6 +133,11 @@ DATASETS: dict[str, DatasetSpec] = {
             train_split="train", eval_split="test", in_memory=True,
             longtail=True, source=GENERATED, mean=(0.3053,), std=(0.3759,),
             pad=1, flip=False),
+        DatasetSpec(
+            name="digits_numpy", tfds_name="", train_split="train",
+            eval_split="test", in_memory=True, longtail=True,
+            source=GENERATED, mean=(0.3053,), std=(0.3759,), pad=1,
+            flip=False, pipeline=NUMPY),
     ]
 }
 

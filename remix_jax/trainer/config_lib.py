@@ -17,6 +17,7 @@ from remix_jax import schedules
 from remix_jax import sumix
 from remix_jax.trainer import methods
 from remix_jax.trainer import objective
+from remix_jax.trainer import run_log
 from remix_jax.trainer import run_record
 
 # The choices live beside the code that dispatches on them.
@@ -107,6 +108,7 @@ def validate_config(config):
   _choice(config, "schedule", schedules.SCHEDULES)
   _choice(config, "dtype", tuple(models.DTYPES))
   _choice(config, "conv_impl", ("auto", *models.conv.CONV_IMPLS))
+  _choice(config, "metric_writer", run_log.METRIC_WRITERS)
   for field in ("batch_size", "eval_batch_size", "num_epochs",
                 "learning_rate", "eval_every_epochs", "checkpoint_every_epochs",
                 "log_every_steps", "mix_alpha", "keep_checkpoints"):

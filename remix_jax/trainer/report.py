@@ -100,10 +100,12 @@ def duration(seconds: float) -> str:
   return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
-def where_line(workdir: str, seconds: float) -> str:
-  """The last line of a run: its wall time and where its outputs are."""
+def where_line(workdir: str, seconds: float,
+               scalars: str = "TensorBoard events in {workdir}") -> str:
+  """The last line of a run: its wall time and where its outputs are
+  (``scalars``: where the metric writer put them, ``{workdir}`` filled)."""
   return (f"done in {duration(seconds)}; results in {workdir}/ "
-          f"({', '.join(RESULT_FILES)}), TensorBoard events in {workdir}, "
+          f"({', '.join(RESULT_FILES)}), {scalars.format(workdir=workdir)}, "
           f"checkpoints in {os.path.join(workdir, 'checkpoints')}")
 
 

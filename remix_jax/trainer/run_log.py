@@ -1,11 +1,19 @@
 """What a run shows while it trains: a progress bar on the console and the
-scalars written to TensorBoard (and to the log when there is no bar)."""
+scalars written to TensorBoard (and to the log when there is no bar).
+
+The scalars go to TensorBoard's event files through clu (``tensorboard``,
+which imports TensorFlow) or, with ``config.metric_writer='jsonl'``, to
+``metrics.jsonl`` in the workdir (one JSON object per write, ``{"step": …,
+name: value, …}``), which needs no TensorFlow.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import os
 import time
 
 import jax
@@ -38,12 +46,58 @@ def _events_written(workdir: str):
                   f"{cause}") from None
 
 
-def _metric_writer(workdir: str, *, tensorboard: bool, log: bool):
-  """TensorBoard scalars in ``workdir`` and, when asked, the same scalars as
-  log lines."""
+#: The choices of ``config.metric_writer``.
+METRIC_WRITERS = ("tensorboard", "jsonl")
+#: The file of the ``jsonl`` writer, in the workdir.
+JSONL_FILE = "metrics.jsonl"
+#: Where each writer puts the scalars, for the run's last line.
+SCALARS_WHERE = {"tensorboard": "TensorBoard events in {workdir}",
+                 "jsonl": "scalars in {workdir}/" + JSONL_FILE}
+
+
+class JsonLinesWriter:
+  """Scalars appended to ``workdir/metrics.jsonl`` (and, when asked, logged
+  as lines), one JSON object per write: ``{"step": step, name: value, …}``.
+
+  Args:
+    workdir: where the file goes; ``None`` writes no file.
+    log: also log each write as ``[step] name=value, …``.
+  """
+
+  def __init__(self, workdir, *, log: bool):
+    self.path = None if workdir is None else os.path.join(workdir, JSONL_FILE)
+    self._file = None if self.path is None else open(  # pylint: disable=consider-using-with
+        self.path, "a", encoding="utf-8")
+    self._log = log
+
+  def write_scalars(self, step: int, values: dict) -> None:
+    values = {k: float(v) for k, v in values.items()}
+    if self._file is not None:
+      self._file.write(json.dumps({"step": int(step), **values}) + "\n")
+    if self._log:
+      logging.info("[%d] %s", step,
+                   ", ".join(f"{k}={v:.6g}" for k, v in values.items()))
+
+  def flush(self) -> None:
+    if self._file is not None:
+      self._file.flush()
+
+  def close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+
+
+def _metric_writer(workdir: str, *, kind: str, primary: bool, log: bool):
+  """The writer of ``kind`` (:data:`METRIC_WRITERS`): scalars in ``workdir``
+  (process 0) and, when asked, the same scalars as log lines."""
+  if kind == "jsonl":
+    return JsonLinesWriter(workdir if primary else None, log=log)
+  from remix_jax import extras  # pylint: disable=g-import-not-at-top
+  extras.require("config.metric_writer='tensorboard' (clu)")
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writers = []
-  if tensorboard:
+  if primary:
     with _events_written(workdir):
       writers.append(metric_writers.SummaryWriter(workdir))
   if log:
@@ -55,23 +109,24 @@ class RunLog:
   """The progress bar (tqdm, process 0) and the metric writer of one run.
 
   Args:
-    workdir: where TensorBoard's events go (process 0).
+    workdir: where TensorBoard's events or ``metrics.jsonl`` go (process 0).
     bar: show a progress bar (process 0 only).
     total: the run's steps.
     initial: the step it starts at.
     batch_size: images per step (for images/s).
     primary: this is process 0.
+    writer: one of :data:`METRIC_WRITERS`.
   """
 
   def __init__(self, workdir: str, *, bar: bool, total: int, initial: int,
-               batch_size: int, primary: bool):
+               batch_size: int, primary: bool, writer: str = "tensorboard"):
     self.bar = None
     if bar and primary:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       self.bar = tqdm(total=total, initial=initial, unit="step",
                       dynamic_ncols=True)
     self.workdir = workdir
-    self.writer = _metric_writer(workdir, tensorboard=primary,
+    self.writer = _metric_writer(workdir, kind=writer, primary=primary,
                                  log=self.bar is None)
     self.batch_size = batch_size
     self.last_time = time.perf_counter()
@@ -112,4 +167,4 @@ class RunLog:
     if self.bar is not None:
       self.bar.close()
     with _events_written(self.workdir):
-      self.writer.flush()
+      self.writer.close()

@@ -24,7 +24,8 @@ RECORD_FILE = "config.json"
 #: Fields that may change freely when a run resumes: logging, evaluation,
 #: checkpoint cadence, where the data lives and how the processes meet.
 FREE_FIELDS = (
-    "progress_bar", "log_every_steps", "eval_every_epochs", "eval_batch_size",
+    "progress_bar", "metric_writer", "log_every_steps", "eval_every_epochs",
+    "eval_batch_size",
     "checkpoint_every_epochs", "keep_checkpoints", "data.data_dir",
     "distributed.coordinator_address", "distributed.process_id",
     # Kernel choices: the same math, up to float reassociation.

@@ -18,8 +18,10 @@ import numpy as np
 
 from remix_jax import extras
 
-# One message naming the `trainer` extra rather than the first ImportError below.
-extras.require("remix_jax.trainer.train")
+# One message naming the `trainer` extra rather than the first ImportError
+# below. TensorFlow is checked where it is used: by a tfds dataset, and by
+# the tensorboard metric writer.
+extras.require("remix_jax.trainer.train", optional=extras.TENSORFLOW_MODULES)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from remix_jax import data
@@ -160,7 +162,9 @@ def _locked(config, workdir: str, stop: interrupt.StopRequest, *,
                 replace_record=not has_checkpoints,
                 allow_unverified=allow_unverified)
   if "top1" in result and primary:
-    logging.info(report.where_line(workdir, time.monotonic() - start))
+    logging.info(report.where_line(
+        workdir, time.monotonic() - start,
+        run_log.SCALARS_WHERE[config.metric_writer]))
   return result
 
 
@@ -222,7 +226,7 @@ def _run(config, workdir: str, stop: interrupt.StopRequest, *,
       report.record_resume(workdir, step)
     log = run_log.RunLog(workdir, bar=config.progress_bar, total=total_steps,
                          initial=step, batch_size=config.batch_size,
-                         primary=primary)
+                         primary=primary, writer=config.metric_writer)
     log.write(
         f"{config.method} on {config.data.name} (rho={config.data.rho}, "
         f"{config.data.profile}): {train_data.num_examples} train images, "

@@ -29,7 +29,7 @@ def test_default_options_fields():
     data.DataOptions().rho = 10.0
   assert data.SUPPORTED_DATASETS == (
       "cifar10", "cifar100", "cifar10_jpeg", "cinic10", "tiny_imagenet",
-      "i_naturalist2018", "imagenet2012", "sklearn_digits")
+      "i_naturalist2018", "imagenet2012", "sklearn_digits", "digits_numpy")
 
 
 def test_default_config_fields():
@@ -65,7 +65,7 @@ def test_no_data_module_imports_ml_collections():
 @pytest.mark.parametrize("overrides, message", [
     (dict(name="mnist"), "name: unknown dataset 'mnist'; supported: cifar10, "
      "cifar100, cifar10_jpeg, cinic10, tiny_imagenet, i_naturalist2018, "
-     "imagenet2012, sklearn_digits$"),
+     "imagenet2012, sklearn_digits, digits_numpy$"),
     (dict(rho=0.5), "rho=0.5 must be a finite number >= 1"),
     (dict(profile="linear"), "profile: unknown long-tail profile 'linear'; "
      "choose one of exp, step$"),

@@ -266,6 +266,19 @@ def _parse_script(script, args, run):
   assert "arguments accepted" in out
 
 
+def _check_bash(args, run):
+  """``bash benchmarks/*.sh``: the device check's arguments are accepted by
+  ``benchmarks/device_check.py`` (it needs a GPU, or minutes for its dry
+  run: ``tests/experiments/test_device_check.py`` runs that); the wheels'
+  download needs the network, so the script only has to exist."""
+  script, *rest = args
+  assert (REPO / script).is_file(), f"no script {script}"
+  if script == "benchmarks/device_check.sh":
+    _parse_script("benchmarks/device_check.py", rest, run)
+  else:
+    assert script == "benchmarks/device_wheels.sh", f"no check for {script}"
+
+
 def _check_command(words, run, tmp_path):
   """Runs or checks one command; returns its output when it ran."""
   name, *args = words
@@ -274,6 +287,8 @@ def _check_command(words, run, tmp_path):
     return None
   if name == "pip":
     return _check_pip(args, run)
+  if name == "bash":
+    return _check_bash(args, run)
   assert name == "python", f"no check for the command {words}"
   if args[:2] == ["-m", "pytest"]:
     return _check_in_ci("python -m")(args[1:], run)

@@ -44,3 +44,22 @@ def test_server_times_the_model_in_a_child_process():
   finally:
     server.close()
   assert server._proc.returncode == 0  # pylint: disable=protected-access
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="torch is not installed (the PyTorch reference "
+                    "is optional: .[bench])")
+def test_server_passes_device_dtype_and_compile_to_the_child():
+  server = torch_reference.Server("tiny_resnet", 2, device="cpu",
+                                  dtype="bfloat16", compile_backend="eager")
+  try:
+    assert server.device == "cpu"
+    assert server.time("step", 1) > 0 and server.time("forward", 1) > 0
+  finally:
+    server.close()
+  assert server._proc.returncode == 0  # pylint: disable=protected-access
+
+
+def test_server_that_cannot_start_says_so():
+  with pytest.raises(RuntimeError, match="did not start"):
+    torch_reference.Server("tiny_resnet", 2, device="no_such_device")

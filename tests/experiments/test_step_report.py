@@ -48,6 +48,21 @@ def test_head_to_head_medians_spread_images_per_second_and_ratios():
   assert without_torch["xla"]["forward"]["ratio_to_torch"] is None
 
 
+def test_head_to_head_ratios_to_torch_compile():
+  times = {**TIMES, ("torch_compile", "step"): [0.05, 0.10],
+           ("torch_compile", "forward"): [0.02, 0.02]}
+  out = step_report.head_to_head(times, batch=10)
+  ratio = out["xla"]["step"]["ratio_to_torch_compile"]
+  assert ratio["rounds"] == pytest.approx([0.125, 0.2])
+  assert out["xla"]["step"]["ratio_to_torch"]["rounds"] == pytest.approx(
+      [0.5, 0.6])
+  for name in ("torch", "torch_compile"):
+    assert out[name]["step"]["ratio_to_torch"] is None
+    assert "ratio_to_torch_compile" not in out[name]["step"]
+  assert "ratio_to_torch_compile" not in step_report.head_to_head(
+      TIMES, batch=10)["xla"]["step"]
+
+
 def test_markdown_table_rows_and_ratios():
   lines = step_report.markdown_table(_report()).splitlines()
   assert lines[0].startswith("resnet32, batch 10×32×32×3 float32, ERM train "

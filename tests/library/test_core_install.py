@@ -118,6 +118,18 @@ def test_require_lists_what_is_missing(monkeypatch):
     extras.require("the demo", "demo")
 
 
+def test_require_can_do_without_optional_modules(monkeypatch):
+  monkeypatch.setitem(extras.EXTRAS, "demo",
+                      {"json": "json", "no_such_module_xyz": "no-such-dist"})
+  extras.require("the demo", "demo", optional=("no_such_module_xyz",))
+  monkeypatch.setitem(extras.EXTRAS, "demo",
+                      {"no_such_module_xyz": "no-such-dist",
+                       "no_such_module_abc": "other-dist"})
+  with pytest.raises(extras.MissingExtraError,
+                     match=r"not installed: no-such-dist, other-dist; "):
+    extras.require("the demo", "demo", optional=("no_such_module_xyz",))
+
+
 #: What the core install needs from the checkout.
 _SOURCES = ("pyproject.toml", "setup.py", "README.md", "remix_jax")
 

@@ -8,6 +8,7 @@ from jax.sharding import PartitionSpec as P
 
 from remix_jax import losses
 from remix_jax import parallel
+from tests.helpers import need_devices
 
 
 def _np_log_softmax(z):
@@ -59,6 +60,7 @@ def test_reductions_over_devices_sum_to_the_global_batch():
   z, a, b, lam = _data(b=16)
   w = jnp.array([0.5, 1.0, 2.0, 0.25, 1.25], jnp.float32)
   per_label = lambda logits, y: losses.focal_loss(logits, y, gamma=2.0)
+  need_devices(4)
   mesh = parallel.make_mesh(4)
 
   def local(z, a, b, lam):

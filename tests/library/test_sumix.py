@@ -15,6 +15,7 @@ from remix_jax import sumix
 from remix_jax.models import sumix_heads
 from remix_jax.trainer import build
 from remix_jax.trainer import methods
+from tests.helpers import need_devices
 
 COUNTS = np.array([500, 200, 80, 30, 10])
 
@@ -196,6 +197,7 @@ def _batch(seed=0, b=8):
 
 
 def _build(config, num_devices):
+  need_devices(num_devices)
   mesh = parallel.make_mesh(num_devices)
   state, step, _ = build.build(config, mesh, num_classes=5,
                                class_counts=COUNTS, steps_per_epoch=10)

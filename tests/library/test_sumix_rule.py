@@ -13,6 +13,7 @@ from remix_jax.trainer import objective
 from remix_jax import parallel
 from remix_jax import sumix
 from remix_jax.trainer import build
+from tests.helpers import need_devices
 
 COUNTS = np.array([500, 200, 80, 30, 10])
 CUT_MIXERS = ("cutmix", "saliencymix", "fmix", "resizemix")
@@ -254,6 +255,7 @@ def test_every_cut_mixer_with_the_follow_rule_runs_on_4_devices():
       "sumix_follow_remix"]:
     config = _config(method)
     config_lib.validate_config(config)
+    need_devices(4)
     mesh = parallel.make_mesh(4)
     state, step, _ = build.build(config, mesh, num_classes=5,
                                  class_counts=COUNTS, steps_per_epoch=10)
