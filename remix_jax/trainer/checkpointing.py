@@ -214,9 +214,15 @@ class _LibraryNoise:
     self._previous_hook = sys.unraisablehook
     sys.unraisablehook = self._hook
 
-  def uninstall(self) -> None:
-    if self.failed:  # abandoned coroutines report while still held back
-      gc.collect()
+  def uninstall(self, settle_s: float = 2.0) -> None:
+    if self.failed:
+      # Abandoned coroutines report when collected; TensorStore's writes
+      # still in flight release theirs a little later (on a busy machine,
+      # after close), so collect until nothing more is freed, within
+      # ``settle_s``, while still held back.
+      deadline = time.monotonic() + settle_s
+      while gc.collect() and time.monotonic() < deadline:
+        time.sleep(0.1)
     for name in self._LOGGERS:
       logging.getLogger(name).removeFilter(self._filter)
     if sys.unraisablehook == self._hook:

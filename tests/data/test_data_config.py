@@ -17,7 +17,7 @@ from remix_jax.data import source
 
 FIELDS = {"name": "cifar10", "data_dir": None, "rho": 100.0,
           "profile": "exp", "split_seed": 0, "shuffle_seed": 0,
-          "augment": True, "resample_beta": 0.9999}
+          "augment": True, "resample_beta": 0.9999, "partner_power": 1.0}
 
 options = data.DataOptions
 

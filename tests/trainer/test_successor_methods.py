@@ -209,7 +209,8 @@ def test_a_record_older_than_the_new_fields_matches_only_their_old_values(
   assert "mix_prob" not in record.read_text()
   shutil.copyfile(record, tmp_path / run_record.RECORD_FILE)
   resolved = config_lib.validate_config(
-      cifar_lt.get_config("method=remix,protocol=paper,seed=1"))
+      cifar_lt.get_config(
+          "method=remix,protocol=paper,seed=1,dataset=cifar10_jpeg"))
   assert run_record.check(str(tmp_path), resolved) == {}
   resolved.mix_prob = 0.5
   with pytest.raises(run_record.ConfigChangedError,
