@@ -112,13 +112,16 @@ def partner_columns(labels: np.ndarray, class_counts: np.ndarray, *,
   return {PARTNER + k: v for k, v in columns.items()}
 
 
-def split_partner(columns: dict) -> tuple[dict, dict]:
-  """``(the batch's own columns, the partner stream's)``, the partner's with
-  their prefix removed."""
+def load_with_partner(load, columns: dict) -> dict:
+  """``load(**own columns)``, plus ``load(**partner columns)`` under keys
+  prefixed ``partner_`` when ``columns`` hold the partner stream's."""
   own = {k: v for k, v in columns.items() if not k.startswith(PARTNER)}
   partner = {k[len(PARTNER):]: v for k, v in columns.items()
              if k.startswith(PARTNER)}
-  return own, partner
+  out = load(**own)
+  if partner:
+    out.update({PARTNER + k: v for k, v in load(**partner).items()})
+  return out
 
 
 def local_columns(columns: dict[str, np.ndarray], global_batch_size: int,

@@ -71,12 +71,7 @@ class InMemoryTrainData(columns_lib.CachedTrainData):
 
   def _load(self, columns):
     """One position's example(s) from its columns, with its partner's."""
-    own, partner = columns_lib.split_partner(columns)
-    out = self._cache.batch(**own)
-    if partner:
-      out.update({columns_lib.PARTNER + k: v
-                  for k, v in self._cache.batch(**partner).items()})
-    return out
+    return columns_lib.load_with_partner(self._cache.batch, columns)
 
   def epoch_dataset(self, epoch: int, resample: bool, start_step: int,
                     partners: bool = False) -> tf.data.Dataset:

@@ -110,13 +110,9 @@ class _Cached:
 
 def _rows(cache: _Cached, local: dict[str, np.ndarray]
           ) -> Iterator[dict[str, np.ndarray]]:
-  own, partner = columns_lib.split_partner(local)
-  for step in range(len(own["index"])):
-    out = cache.batch(**{k: v[step] for k, v in own.items()})
-    if partner:
-      out.update({columns_lib.PARTNER + k: v for k, v in cache.batch(
-          **{k: v[step] for k, v in partner.items()}).items()})
-    yield out
+  for step in range(len(local["index"])):
+    yield columns_lib.load_with_partner(
+        cache.batch, {k: v[step] for k, v in local.items()})
 
 
 class NumpyTrainData(columns_lib.CachedTrainData):
