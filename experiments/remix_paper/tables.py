@@ -30,6 +30,12 @@ METHOD_LABELS = {
     "cutmix_sumix": "CutMix+SUMix", "sumix_remix": "Remix-CM+SUMix",
     "cutmix_sumix_follow": "CutMix+SUMix(follow)",
     "sumix_follow_remix": "Remix-CM+SUMix(follow)",
+    "logit_adjustment": "LA", "balanced_softmax": "Balanced Softmax",
+    "mixup_la": "Mixup-LA", "remix_la": "Remix-LA", "cmo": "CMO",
+    "cmo_drw": "CMO-DRW", "cmo_la": "CMO-LA", "remix_cmo": "Remix-CMO",
+    "balanced_mixup": "Balanced-MixUp",
+    "remix_balanced_mixup": "Remix-Balanced-MixUp", "unimix": "UniMix",
+    "remix_unimix": "Remix-UniMix",
 }
 
 _SUMIX_NOTE = (
@@ -39,9 +45,21 @@ _SUMIX_NOTE = (
     "experiments/sumix/direction.py`), so these rows measure the released "
     "rule, not a ratio that follows the mix; see docs/sumix.md.")
 
+_SUCCESSOR_NOTE = (
+    "published after Remix, so the Remix paper has no number for it; trained "
+    "with its authors' settings where they differ from ours "
+    "(`remix_jax.trainer.methods.PUBLISHED_SETTINGS`: CMO mixes half the "
+    "batches, from epoch 4 to the fourth-last; Balanced-MixUp draws "
+    "Beta(0.2, 1), UniMix Beta(0.8, 0.8)); LA is logit adjustment at τ = 1, "
+    "the same loss as Balanced Softmax and UniMix's Bayias; see "
+    "docs/training.md.")
+
 #: A note printed under a table that has the method (why its row reads as
 #: it does).
-METHOD_NOTES = {"cutmix_sumix": _SUMIX_NOTE, "sumix_remix": _SUMIX_NOTE}
+METHOD_NOTES = {"cutmix_sumix": _SUMIX_NOTE, "sumix_remix": _SUMIX_NOTE,
+                **{m: _SUCCESSOR_NOTE for m in (
+                    "logit_adjustment", "cmo", "unimix", "balanced_mixup",
+                    "remix_la", "remix_cmo")}}
 
 #: The paper's orderings checked on our numbers (each chain lower → higher).
 #: LDAM-DRW < Remix-DRW: Table 1 (CIFAR-10-LT ρ=100, 76.57 against 79.76).
@@ -198,7 +216,10 @@ class Cell:
 
 _CPU30_METHODS = ("erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
                   "cutmix_sumix", "sumix_remix", "cutmix_sumix_follow",
-                  "sumix_follow_remix")
+                  "sumix_follow_remix",
+                  # Remix's successors, then two of them with the Remix rule.
+                  "logit_adjustment", "cmo", "unimix", "balanced_mixup",
+                  "remix_la", "remix_cmo")
 #: The paper protocol's rows: Table 1's five seed-0 rows first, then as time
 #: allows the LDAM rows and seeds 1 and 2 (the paper reports 5 seeds).
 _PAPER_CELLS = (("erm", 3), ("drw", 3), ("mixup", 3), ("remix", 3),

@@ -60,7 +60,8 @@ def test_run_names_and_configs():
   assert [c.method for c in tables.get_table("cpu30")] == [
       "erm", "mixup", "remix", "remix_drw", "cutmix", "remix_cm",
       "cutmix_sumix", "sumix_remix", "cutmix_sumix_follow",
-      "sumix_follow_remix"]
+      "sumix_follow_remix", "logit_adjustment", "cmo", "unimix",
+      "balanced_mixup", "remix_la", "remix_cmo"]
   with pytest.raises(ValueError, match="cpu30"):
     tables.get_table("nope")
 
