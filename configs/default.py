@@ -54,7 +54,7 @@ def get_config(arg=None):
   # Epochs left unmixed at the start and at the end of the run (CMO: 4, 3)
   c.mix_skip_epochs = (0, 0)
   # Where each sample's partner comes from: permutation (of the batch) |
-  # prior (rows of the batch drawn ∝ n_y^unimix_tau, UniMix) | sampler (a
+  # prior (rows of the global batch drawn ∝ n_y^unimix_tau, UniMix) | sampler (a
   # second batch, class probability ∝ n_c^(1 − data.partner_power); CMO,
   # Balanced-MixUp)
   c.partners = _method_field(str)

@@ -193,13 +193,12 @@ def _validate_partners(config, in_memory: bool) -> None:
   if config.mixer == "none":
     raise ValueError(f"{what} needs a mixer; set config.mixer to one of "
                      + ", ".join(mixers.MIXERS))
-  if config.partners != "sampler":
-    return
   if config.mixer == "manifold_mixup" or config.sumix.enabled:
-    raise ValueError(f"{what} gives a second batch, which manifold_mixup and "
-                     "SUMix cannot use (they need the partners' own forward "
-                     "pass); use config.partners='permutation' or 'prior'")
-  if not in_memory:
+    raise ValueError(f"{what} takes partners from outside the device's shard, "
+                     "which manifold_mixup and SUMix cannot use (they need "
+                     "the partners' own forward pass); use "
+                     "config.partners='permutation'")
+  if config.partners == "sampler" and not in_memory:
     raise ValueError(f"{what} needs an in-memory dataset; "
                      f"config.data.name={config.data.name!r} is streamed")
 

@@ -89,8 +89,8 @@ class SUMixPart(NamedTuple):
 MIXER_CHOICES = ("none",) + tuple(mixers.MIXERS)
 
 #: ``config.partners``: where each sample's partner comes from. A random
-#: permutation of the device's shard; rows of the shard drawn ∝ n_y^τ with
-#: replacement (UniMix's pairing, τ = ``config.unimix_tau``); or the same
+#: permutation of the device's shard; rows of the GLOBAL batch drawn ∝ n_y^τ
+#: with replacement (UniMix's pairing, τ = ``config.unimix_tau``); or the same
 #: position of the step's second batch, drawn by the data pipeline with
 #: class probability ∝ n_c^(1 − r) (r = ``config.data.partner_power``; CMO,
 #: Balanced-MixUp).
@@ -156,19 +156,46 @@ def keep_mix_where(on, images, mixed, info):
   return jnp.where(on, mixed, images), info
 
 
+def mix_global_batch(mixer: Callable, key, images, labels, class_counts,
+                     tau: float, axis_name: str = AXIS):
+  """UniMix's pairing over the global batch, inside ``shard_map``: every
+  device gathers the global batch, draws the same partners
+  (:func:`remix_jax.mixers.prior_partners` with ``key``) and the same
+  mix, and keeps its own rows, so the step does not depend on how the
+  global batch is split over the devices.
+
+  Returns:
+    ``(mixed, info)`` of this device's rows; ``info.partner`` is ``None``
+    (the partner may sit on another device).
+  """
+  all_images = jax.lax.all_gather(images, axis_name, tiled=True)
+  all_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
+  k_pair, rng = jax.random.split(key)
+  index = mixers.prior_partners(k_pair, all_labels, class_counts, tau)
+  mixed, info = mixer(rng, all_images, all_labels,
+                      mixers.batch_partners(all_images, all_labels, index))
+  b = images.shape[0]
+  start = jax.lax.axis_index(axis_name) * b
+  rows = lambda x: jax.lax.dynamic_slice_in_dim(x, start, b)
+  return rows(mixed), jax.tree.map(rows, info._replace(partner=None))
+
+
 def make_mix_fn(config, num_mix_layers: int, class_counts,
-                steps_per_epoch: int = 1) -> Callable:
+                steps_per_epoch: int = 1, axis_name: str = AXIS) -> Callable:
   """``(key, device_key, images, labels, partner_batch, step) -> (images,
   MixInfo-like, ManifoldInfo|None)`` for ``config.mixer`` with
   ``config.partners`` (:data:`PARTNER_CHOICES`), ``config.mix_prob`` (one
   coin per batch) and ``config.mix_skip_epochs`` (:func:`mix_window`).
 
   ``key`` is the step's key, the same on every device; ``device_key`` has
-  the device folded in. The in-batch partners and per-sample draws use
-  ``device_key`` (each device mixes its own shard). With a second batch and
-  one draw per batch, λ, the box and the coin of ``mix_prob`` come from
-  ``key``: every device draws the same ones, so the step does not depend on
-  how the global batch is split over the devices.
+  the device folded in. A permutation and per-sample draws use
+  ``device_key`` (each device mixes its own shard). UniMix's pairing
+  (``'prior'``) mixes the global batch with ``key``
+  (:func:`mix_global_batch`; traced inside ``shard_map`` over
+  ``axis_name``). With a second batch and one draw per batch, λ, the box
+  and the coin of ``mix_prob`` come from ``key``. In both cases every device
+  draws the same ones, so the step does not depend on how the global batch
+  is split over the devices.
   """
   mixer = make_mixer(config, class_counts, num_mix_layers)
   counts = np.asarray(class_counts)
@@ -178,14 +205,15 @@ def make_mix_fn(config, num_mix_layers: int, class_counts,
   window = mix_window(config, steps_per_epoch)
 
   def mix(key, device_key, images, labels, partner_batch=None, step=0):
-    partners, rng = None, device_key
     if source == "prior":
-      k_pair, rng = jax.random.split(device_key)
-      partners = mixers.batch_partners(
-          images, labels, mixers.prior_partners(k_pair, labels, counts, tau))
-    elif source == "sampler":
-      partners, rng = partner_batch, key if shared else device_key
-    mixed, info = mixer(rng, images, labels, partners)
+      rng = key
+      mixed, info = mix_global_batch(mixer, key, images, labels, counts, tau,
+                                     axis_name)
+    else:
+      partners, rng = None, device_key
+      if source == "sampler":
+        partners, rng = partner_batch, key if shared else device_key
+      mixed, info = mixer(rng, images, labels, partners)
     on = True
     if prob < 1.0:
       on = jax.random.bernoulli(jax.random.fold_in(rng, 1), prob)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from configs import cifar_lt
 from remix_jax import mixers
@@ -52,18 +53,24 @@ def _step_with_partners(config, num_devices, arrays):
 
 @pytest.mark.parametrize("method,mix_prob", [
     ("cmo", 1.0), ("cmo", 0.5), ("remix_cmo", 1.0), ("cmo_la", 1.0),
-    ("balanced_mixup", 1.0), ("remix_balanced_mixup", 1.0)])
-def test_four_devices_equal_one_device_with_a_partner_batch(method, mix_prob):
+    ("balanced_mixup", 1.0), ("remix_balanced_mixup", 1.0), ("unimix", 1.0),
+    ("remix_unimix", 1.0), ("unimix", 0.5)])
+def test_four_devices_equal_one_device_with_two_stream_partners(method,
+                                                               mix_prob):
+  """CMO and Balanced-MixUp take a second batch, UniMix rows of the global
+  batch drawn ∝ n_y^τ: either way the step on 4 devices equals the step on
+  1."""
   config = tiny_config(method=method, mix_prob=mix_prob, weight_decay=0.0,
                        momentum=0.0, warmup_epochs=0.0)
   config.mixer = config.label_rule = config.loss = config.partners = None
   config = methods.resolve(config)
-  assert objective.uses_partner_batch(config)
+  assert config.partners in ("sampler", "prior")
   rng = np.random.RandomState(0)
   arrays = (rng.randn(16, 4, 4, 3).astype(np.float32),
-            rng.randint(0, 5, 16).astype(np.int32),
-            rng.randn(16, 4, 4, 3).astype(np.float32),
             rng.randint(0, 5, 16).astype(np.int32))
+  if objective.uses_partner_batch(config):
+    arrays += (rng.randn(16, 4, 4, 3).astype(np.float32),
+               rng.randint(0, 5, 16).astype(np.int32))
   (d1, m1), (d4, m4) = (_step_with_partners(config, n, arrays)
                         for n in (1, 4))
   for key in ("loss", "mix_ratio", "label_weight"):
@@ -119,7 +126,11 @@ def test_presets_of_the_successors():
 
 @pytest.mark.parametrize("overrides,match", [
     (dict(mixer="manifold_mixup", partners="sampler"),
-     "config.partners='sampler' gives a second batch, which manifold_mixup"),
+     "config.partners='sampler' takes partners from outside the device's "
+     "shard, which manifold_mixup"),
+    (dict(mixer="cutmix", partners="prior", **{"sumix.enabled": True}),
+     "config.partners='prior' takes partners from outside the device's "
+     "shard, which manifold_mixup and SUMix cannot use"),
     (dict(mixer="none", partners="prior"),
      "config.partners='prior' needs a mixer"),
     (dict(partners="pairs"), "config.partners='pairs' is not valid; choose "
@@ -136,8 +147,7 @@ def test_bad_successor_configs_fail_before_compiling(tmp_path, overrides,
   for field in methods.METHOD_FIELDS:
     if "." not in field:
       setattr(config, field, None)
-  for field, value in overrides.items():
-    setattr(config, field, value)
+  config.update_from_flattened_dict(overrides)
   with jax_events.count_traces_and_compiles() as events:
     with pytest.raises(ValueError, match=match) as err:
       train.train_and_evaluate(config, str(tmp_path))
@@ -259,7 +269,16 @@ def test_each_successor_with_remix_gives_the_rules_labels(method):
   second = mixers.Partners(jnp.zeros_like(images), jnp.full((b,), 4,
                                                             jnp.int32))
   key = jax.random.key(3)
-  _, info, _ = mix(key, jax.random.fold_in(key, 0), images, labels, second)
+
+  def local(images, labels, partner_images, partner_labels):
+    second = mixers.Partners(partner_images, partner_labels)
+    return mix(key, jax.random.fold_in(key, 0), images, labels, second)[1]
+
+  mesh = parallel.make_mesh(1)
+  info = jax.shard_map(local, mesh=mesh, in_specs=(P(parallel.AXIS),) * 4,
+                       out_specs=P(parallel.AXIS))(*parallel.shard_batch(
+                           mesh, (images, labels, *second[:2])))
+  info = jax.tree.map(np.asarray, info)
   lam, a, bb = (np.asarray(x) for x in (info.lam, labels,
                                          info.partner_labels))
   n_a, n_b = COUNTS[a], COUNTS[bb]
