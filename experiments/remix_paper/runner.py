@@ -67,6 +67,11 @@ def branch(run: Run, base: Cell, base_workdir: str, step: int,
             "step": step, "epoch": epoch, "base_curve": curve}
   files.write_json(os.path.join(run.workdir, status.BRANCH_FILE), record,
                    indent=1)
+  _refresh(run)
+
+
+def _refresh(run: Run) -> None:
+  """Re-reads ``run``'s state from its workdir, in place."""
   now = status.run_status(run.cell, run.seed, os.path.dirname(run.workdir))
   for field in dataclasses.fields(now):
     setattr(run, field.name, getattr(now, field.name))
@@ -147,9 +152,10 @@ def train_runs(runs: Sequence[Run], runs_dir: str, data_dir: str,
     children = [r for r in ordered if r.seed == run.seed and _needs_branch(r)
                 and r.cell.deferred_base().run_name(r.seed)
                 == base.run_name(r.seed)]
-    if children and not _branch_from_base(children, base, runs_dir, data_dir,
-                                          train_fn):
-      return False
+    if children:
+      if not _branch_from_base(children, base, runs_dir, data_dir, train_fn):
+        return False
+      _refresh(run)  # the base itself may have trained to the branch
     allow = ()
     if run.branch is not None:
       allow = changed_fields(_configure(base, run.seed, data_dir),

@@ -94,9 +94,13 @@ def test_branch_and_continue_equals_training_from_scratch(tmp_path, capsys):
   branched_dir = runs_dir / drw.run_name(0)
   branch = json.loads((branched_dir / "branch.json").read_text())
   spe = branch["step"] // 2
-  # The line before the branched run trains says what it now starts from.
+  # The line before each run trains says what it now starts from: the base
+  # from its evaluation at the branch, the branched run from its checkpoint.
+  out = capsys.readouterr().out
+  assert (f"== {runs_dir / erm.run_name(0)}: in progress, last evaluated "
+          "epoch 2 (top-1 ") in out
   assert (f"== {branched_dir}: in progress (checkpoint at step "
-          f"{branch['step']})\n") in capsys.readouterr().out
+          f"{branch['step']})\n") in out
   assert (branch["method"], branch["base"], branch["epoch"]) == (
       "erm", erm.run_name(0), 2)
   # The run record names the branch's change and its step.
