@@ -46,12 +46,12 @@ _SUMIX_NOTE = (
     "rule, not a ratio that follows the mix; see docs/sumix.md.")
 
 _SUCCESSOR_NOTE = (
-    "published after Remix, so the Remix paper has no number for it; trained "
-    "with its authors' settings where they differ from ours "
+    "each published after Remix (no number in the Remix paper) and trained "
+    "with the settings of its own paper where they differ from ours "
     "(`remix_jax.trainer.methods.PUBLISHED_SETTINGS`: CMO mixes half the "
-    "batches, from epoch 4 to the fourth-last; Balanced-MixUp draws "
-    "Beta(0.2, 1), UniMix Beta(0.8, 0.8)); LA is logit adjustment at τ = 1, "
-    "the same loss as Balanced Softmax and UniMix's Bayias; see "
+    "batches and none in the first 4 and the last 3 epochs; Balanced-MixUp "
+    "draws Beta(0.2, 1), UniMix Beta(0.8, 0.8)); LA is logit adjustment at "
+    "τ = 1, the same loss as Balanced Softmax and UniMix's Bayias; see "
     "docs/training.md.")
 
 #: A note printed under a table that has the method (why its row reads as
