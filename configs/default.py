@@ -54,9 +54,9 @@ def get_config(arg=None):
   # Epochs left unmixed at the start and at the end of the run (CMO: 4, 3)
   c.mix_skip_epochs = (0, 0)
   # Where each sample's partner comes from: permutation (of the batch) |
-  # prior (rows of the global batch drawn ∝ n_y^unimix_tau, UniMix) | sampler (a
-  # second batch, class probability ∝ n_c^(1 − data.partner_power); CMO,
-  # Balanced-MixUp)
+  # prior (rows of the global batch drawn ∝ n_y^unimix_tau, UniMix) |
+  # sampler (a second batch, class probability ∝ n_c^(1 − data.partner_power);
+  # CMO, Balanced-MixUp)
   c.partners = _method_field(str)
   c.unimix_tau = -0.5  # τ of UniMix's pairing (-0.5 CIFAR-10, -0.1 CIFAR-100)
   c.label_rule = _method_field(str)  # plain | remix
