@@ -180,7 +180,7 @@ def _final_params(workdir):
   return info["step"], jax.tree.leaves(nnx.state(model, nnx.Param))
 
 
-@pytest.mark.parametrize("method", ["cmo", "remix_unimix"])
+@pytest.mark.parametrize("method", ["cmo", "remix_unimix", "balanced_mixup"])
 def test_interrupted_and_resumed_two_stream_run_equals_an_uninterrupted_one(
     tmp_path, monkeypatch, method):
   def config():
