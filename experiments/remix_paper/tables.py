@@ -54,12 +54,18 @@ _SUCCESSOR_NOTE = (
     "τ = 1, the same loss as Balanced Softmax and UniMix's Bayias; see "
     "docs/training.md.")
 
+_REMIX_SUCCESSOR_NOTE = (
+    "the Remix rule on LA's loss and on CMO's mix, combinations of this "
+    "library with no published number; trained with the settings of LA and "
+    "CMO above.")
+
 #: A note printed under a table that has the method (why its row reads as
 #: it does).
 METHOD_NOTES = {"cutmix_sumix": _SUMIX_NOTE, "sumix_remix": _SUMIX_NOTE,
                 **{m: _SUCCESSOR_NOTE for m in (
-                    "logit_adjustment", "cmo", "unimix", "balanced_mixup",
-                    "remix_la", "remix_cmo")}}
+                    "logit_adjustment", "cmo", "unimix", "balanced_mixup")},
+                "remix_la": _REMIX_SUCCESSOR_NOTE,
+                "remix_cmo": _REMIX_SUCCESSOR_NOTE}
 
 #: The paper's orderings checked on our numbers (each chain lower → higher).
 #: LDAM-DRW < Remix-DRW: Table 1 (CIFAR-10-LT ρ=100, 76.57 against 79.76).
