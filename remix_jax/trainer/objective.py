@@ -164,9 +164,22 @@ def mix_global_batch(mixer: Callable, key, images, labels, class_counts,
   mix, and keeps its own rows, so the step does not depend on how the
   global batch is split over the devices.
 
+  Args:
+    mixer: ``(rng, images, labels, partners) -> (images, MixInfo)``
+      (:func:`make_mixer`).
+    key: the step's key, the same on every device.
+    images: ``[b, H, W, C]`` this device's shard.
+    labels: ``[b]`` its labels.
+    class_counts: ``[C]`` training-set counts ``n_c``.
+    tau: the pairing's exponent τ (``config.unimix_tau``).
+    axis_name: the data axis of the enclosing ``shard_map``.
+
   Returns:
     ``(mixed, info)`` of this device's rows; ``info.partner`` is ``None``
     (the partner may sit on another device).
+
+  Reference:
+    Z. Xu, Z. Chai, C. Yuan, NeurIPS 2021 (UniMix), arXiv:2111.03874.
   """
   all_images = jax.lax.all_gather(images, axis_name, tiled=True)
   all_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
