@@ -45,6 +45,7 @@ Guarantees (each tested in ``tests/trainer/test_checkpointing.py``):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import hashlib
@@ -160,6 +161,26 @@ def _from_library(tb) -> bool:
   return False
 
 
+def _see_library_task_errors() -> int:
+  """Marks the errors of orbax's and TensorStore's finished asyncio tasks as
+  retrieved, so that asyncio does not log "Task exception was never
+  retrieved" when they are collected; returns how many of their tasks are
+  not done yet."""
+  pending = 0
+  for obj in gc.get_objects():
+    if not isinstance(obj, asyncio.Task):
+      continue
+    code = getattr(obj.get_coro(), "cr_code", None)
+    if code is None or not any(part in code.co_filename
+                               for part in _LIBRARY_PARTS):
+      continue
+    if not obj.done():
+      pending += 1
+    elif not obj.cancelled():
+      obj.exception()
+  return pending
+
+
 class _DropLibraryNoise(logging.Filter):
   """On the root, absl and asyncio loggers: drops orbax's and TensorStore's
   records during a call into orbax, and during the call or after a failed
@@ -214,14 +235,22 @@ class _LibraryNoise:
     self._previous_hook = sys.unraisablehook
     sys.unraisablehook = self._hook
 
-  def uninstall(self, settle_s: float = 2.0) -> None:
+  def uninstall(self, settle_s: float = 5.0) -> None:
     if self.failed:
       # Abandoned coroutines report when collected; TensorStore's writes
       # still in flight release theirs a little later (on a busy machine,
-      # after close), so collect until nothing more is freed, within
-      # ``settle_s``, while still held back.
+      # after close). A task of orbax's whose error no one retrieved (its
+      # loop stopped at the first failure) may outlive the process's last
+      # collection and report at exit, so its error is marked as seen: the
+      # Checkpointer reported the failure. Collect and mark until nothing
+      # more is freed and every such task is done, within ``settle_s``,
+      # while still held back.
       deadline = time.monotonic() + settle_s
-      while gc.collect() and time.monotonic() < deadline:
+      while True:
+        freed = gc.collect()
+        pending = _see_library_task_errors()
+        if (not freed and not pending) or time.monotonic() >= deadline:
+          break
         time.sleep(0.1)
     for name in self._LOGGERS:
       logging.getLogger(name).removeFilter(self._filter)
