@@ -250,6 +250,18 @@ def _restart_note(run: Run) -> str:
           f"{', '.join(map(str, steps))}")
 
 
+def _run_notes(runs: Sequence[Run]) -> str:
+  """How each run of a row was trained, by seed: its branch point, then its
+  restarts (``s0: branched …; s0: resumed …; s1: branched …``)."""
+  notes = []
+  for run in sorted(runs, key=lambda r: r.seed):
+    if run.branch:
+      notes.append(_branch_note(run))
+    if run.restarts:
+      notes.append(_restart_note(run))
+  return "; ".join(notes)
+
+
 #: The note on runs whose record names no key derivation.
 EARLIER_KEYS_NOTE = (
     "trained with the earlier keys (initialisation `key(seed)`, step "
@@ -298,10 +310,9 @@ def _summary_rows(members: Sequence[CellSummary],
             for k in METRICS[:-1]]
     status = "; ".join(f"s{r.seed}: {r.describe()}" for r in s.runs
                        if r.state != FINISHED) or "finished"
-    notes = ([_branch_note(r) for r in s.runs if r.branch]
-             + [_restart_note(r) for r in s.runs if r.restarts])
+    notes = _run_notes(s.runs)
     if notes:
-      status += " (" + "; ".join(notes) + ")"
+      status += f" ({notes})"
     theirs = ""
     if committed:
       match = reference_cell(reference["report"], s.cell)

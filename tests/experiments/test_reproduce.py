@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -463,6 +464,17 @@ def test_a_bases_branch_point_is_not_listed_as_a_restart(tmp_path):
   md = (tmp_path / "results" / "fake.md").read_text()
   assert "(s0: resumed from checkpoints 480, 960) |" in md
   assert "s0: branched from Remix at epoch 8" in md
+
+
+def test_a_rows_notes_follow_its_seeds():
+  def run(seed, branch=None, restarts=()):
+    return types.SimpleNamespace(seed=seed, branch=branch,
+                                 restarts=list(restarts))
+  branch = {"method": "remix", "epoch": 160}
+  notes = paper_report._run_notes(  # pylint: disable=protected-access
+      [run(1, branch), run(0, branch, [19149]), run(2)])
+  assert notes == ("s0: branched from Remix at epoch 160; s0: resumed from "
+                   "checkpoint 19149; s1: branched from Remix at epoch 160")
 
 
 def test_no_plots_before_a_run_finishes(tmp_path):
