@@ -214,7 +214,8 @@ class _LibraryNoise:
   garbage collected, during the call or after it. The Checkpointer reports
   the failure in one line instead, so the noise is held back during its
   calls into orbax (:meth:`call`) and, once one of them failed, until it
-  closes.
+  closes, when the errors of orbax's tasks that are still alive are marked
+  as retrieved so that none reports later (at exit).
   """
 
   _LOGGERS = ("", "absl", "asyncio")
