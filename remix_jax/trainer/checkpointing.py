@@ -168,7 +168,9 @@ def _see_library_task_errors() -> int:
   not done yet."""
   pending = 0
   for obj in gc.get_objects():
-    if not isinstance(obj, asyncio.Task):
+    # type(), not isinstance(): the latter asks proxies (deprecated module
+    # attributes) for __class__, and they warn.
+    if not issubclass(type(obj), asyncio.Task):
       continue
     code = getattr(obj.get_coro(), "cr_code", None)
     if code is None or not any(part in code.co_filename

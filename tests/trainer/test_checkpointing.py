@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import types
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -280,6 +281,24 @@ def test_errors_of_orbax_tasks_left_behind_by_a_failure_are_not_logged_later(
             if "exception was never retrieved" in r.getMessage()]
   # The library's task is marked as seen; the caller's own still reports.
   assert [r.getMessage().count("train.py") > 0 for r in logged] == [True]
+
+
+class _WarnsOnClass:
+  """Like a deprecated module attribute's proxy: asking it for its class
+  warns."""
+
+  @property
+  def __class__(self):
+    warnings.warn("deprecated", FutureWarning)
+    return _WarnsOnClass
+
+
+def test_looking_for_orbax_tasks_asks_no_object_for_its_class():
+  proxy = _WarnsOnClass()
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    checkpointing._see_library_task_errors()  # pylint: disable=protected-access
+  assert proxy is not None and not caught
 
 
 def _only_warning(caplog) -> str:
