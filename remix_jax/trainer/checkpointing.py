@@ -153,9 +153,14 @@ def _cause(err: BaseException) -> str:
 _LIBRARY_PARTS = ("/orbax/", "/tensorstore/", "/etils/")
 
 
+def _in_library(filename: str) -> bool:
+  """Whether ``filename`` is orbax's, TensorStore's or etils' code."""
+  return any(part in filename for part in _LIBRARY_PARTS)
+
+
 def _from_library(tb) -> bool:
   while tb is not None:
-    if any(part in tb.tb_frame.f_code.co_filename for part in _LIBRARY_PARTS):
+    if _in_library(tb.tb_frame.f_code.co_filename):
       return True
     tb = tb.tb_next
   return False
@@ -173,8 +178,7 @@ def _see_library_task_errors() -> int:
     if not issubclass(type(obj), asyncio.Task):
       continue
     code = getattr(obj.get_coro(), "cr_code", None)
-    if code is None or not any(part in code.co_filename
-                               for part in _LIBRARY_PARTS):
+    if code is None or not _in_library(code.co_filename):
       continue
     if not obj.done():
       pending += 1
@@ -194,8 +198,7 @@ class _DropLibraryNoise(logging.Filter):
     self.noise = noise
 
   def filter(self, record) -> bool:
-    if self.noise.depth and any(part in record.pathname
-                                for part in _LIBRARY_PARTS):
+    if self.noise.depth and _in_library(record.pathname):
       return False
     if self.noise.held and record.exc_info:
       tb = record.exc_info[2]
@@ -242,12 +245,10 @@ class _LibraryNoise:
     if self.failed:
       # Abandoned coroutines report when collected; TensorStore's writes
       # still in flight release theirs a little later (on a busy machine,
-      # after close). A task of orbax's whose error no one retrieved (its
-      # loop stopped at the first failure) may outlive the process's last
-      # collection and report at exit, so its error is marked as seen: the
-      # Checkpointer reported the failure. Collect and mark until nothing
-      # more is freed and every such task is done, within ``settle_s``,
-      # while still held back.
+      # after close), and a task whose error no one retrieved (orbax's loop
+      # stopped at the first failure) may report at exit. Collect and mark
+      # until nothing more is freed and every such task is done, within
+      # ``settle_s``, while still held back.
       deadline = time.monotonic() + settle_s
       while True:
         freed = gc.collect()
