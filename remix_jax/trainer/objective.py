@@ -183,6 +183,10 @@ def mix_global_batch(mixer: Callable, key, images, labels, class_counts,
   """
   all_images = jax.lax.all_gather(images, axis_name, tiled=True)
   all_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
+  # The gathered batch is typed as varying over the axis; a draw must not
+  # mix that with the replicated key, so the key is typed varying too (its
+  # value, and so every device's draws, stay the same).
+  key = jax.lax.pcast(key, axis_name, to="varying")
   k_pair, rng = jax.random.split(key)
   index = mixers.prior_partners(k_pair, all_labels, class_counts, tau)
   mixed, info = mixer(rng, all_images, all_labels,
