@@ -85,6 +85,11 @@ def prior_partners(rng: jax.Array, labels: jax.Array, class_counts,
   CIFAR-10-LT, −0.1 on CIFAR-100-LT); τ = 0 is a uniform draw with
   replacement. ``i`` may be its own partner.
 
+  Inside ``shard_map``, ``rng`` must vary over every mesh axis that
+  ``labels`` varies over (JAX checks it): to draw the same partners on
+  every device from labels gathered over an axis, pass
+  ``jax.lax.pcast(rng, axis, to='varying')``.
+
   Args:
     rng: PRNG key.
     labels: ``[B]`` labels of the batch.
